@@ -1,0 +1,170 @@
+//! `wasi-http`: glue between the command line and the `wasi-http-host` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use wasi_http_host::{EngineConfig, ProxyService, ServiceConfig};
+use wasmtime::component::Component;
+
+/// The demo component served when no COMPONENT is given (the project's hello guest).
+const DEMO_COMPONENT: &[u8] = include_bytes!("../../../guests/wasm/hello.wasm");
+
+#[derive(Parser)]
+#[command(name = "wasi-http", version, about = "Run wasi:http/proxy components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a wasi:http/proxy component over HTTP/1.1 and HTTP/2 (cleartext).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The component (.wasm). Without it, an embedded demo component is served.
+    component: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Longest a guest may run for one request, e.g. `30s`, `500ms` (0: no limit).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// Most linear memory per instance, e.g. `512MiB`, `1GiB`.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    max_memory: usize,
+    /// Most concurrent instances (pooling allocator slots).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+    /// Disable the pooling instance allocator.
+    #[arg(long)]
+    no_pooling: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in `{s}` (use ms, s or m)")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: usize = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    let mult = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size unit in `{s}` (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size `{s}` too large"))?;
+    if bytes > 4 << 30 {
+        return Err(format!("size `{s}` exceeds wasm32's 4GiB"));
+    }
+    Ok(bytes)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async move {
+        let mut engine_config = EngineConfig::default();
+        engine_config.pooling = !args.no_pooling;
+        engine_config.max_instances = args.max_instances;
+        engine_config.max_memory_bytes = args.max_memory;
+        let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
+            .map_err(anyhow::Error::from)
+            .context("creating the engine")?;
+        tracing::debug!(pooling, "engine ready");
+
+        let component = match &args.component {
+            Some(path) => load_component(&engine, path)?,
+            None => Component::new(&engine, DEMO_COMPONENT)
+                .map_err(anyhow::Error::from)
+                .context("compiling the embedded demo component")?,
+        };
+        let mut config = ServiceConfig::default();
+        config.max_memory_bytes = Some(args.max_memory);
+        config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+        let service = ProxyService::new(&engine, &component, config)?;
+
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        eprintln!("Serving HTTP on http://{addr}/");
+        service.serve(listener, shutdown_signal()).await?;
+        eprintln!("Shut down.");
+        Ok(())
+    })
+}
+
+fn load_component(engine: &wasmtime::Engine, path: &PathBuf) -> Result<Component> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if wasmparser_is_core_module(&bytes) {
+        bail!(
+            "{} is a core WebAssembly module, not a component; \
+             make it a component with `wasm-tools component new`",
+            path.display()
+        );
+    }
+    Component::new(engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+}
+
+/// Core modules and components share the magic; the layer field tells them apart.
+fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [0, 0]
+}
+
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handling available: serve until killed.
+        std::future::pending::<()>().await;
+    }
+    eprintln!("Shutting down: finishing in-flight requests (Ctrl-C again to exit now)");
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}

@@ -1,0 +1,246 @@
+//! End-to-end tests of `wasi-http serve` as a separate process, over real sockets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use test_support::{get, send, Origin, ServeProcess};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasi-http");
+
+fn guest(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../guests/wasm")
+        .join(format!("{name}.wasm"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn url(server: &ServeProcess, path: &str) -> String {
+    format!("http://{}{path}", server.addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_component_over_http1_and_h2() {
+    let server = ServeProcess::spawn(BIN, &[]);
+    for h2 in [false, true] {
+        let r = send(server.addr, get(&url(&server, "/"), &[]), h2)
+            .await
+            .expect("response");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "Hello, wasi:http!\n");
+    }
+    let status = server.interrupt();
+    assert!(status.success(), "graceful exit: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_over_the_wire_with_h2_trailers() {
+    let server = ServeProcess::spawn(BIN, &[&guest("echo")]);
+    let r = send(
+        server.addr,
+        http::Request::post(url(&server, "/p?q=1"))
+            .header("x-a", "1")
+            .body(Full::new(Bytes::from("payload")))
+            .unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("x-echo-path"), "/p?q=1");
+    assert_eq!(r.header("x-echo-authority"), server.addr.to_string());
+    assert_eq!(r.text(), "payload");
+
+    // HTTP/2 request trailers come back as response trailers.
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-trailer", "t1".parse().unwrap());
+    let body = http_body_util::StreamBody::new(futures_stream(vec![
+        http_body::Frame::data(Bytes::from("abc")),
+        http_body::Frame::trailers(trailers),
+    ]));
+    let req = http::Request::post(url(&server, "/t")).body(body).unwrap();
+    let r = send(server.addr, req, true).await.unwrap();
+    assert_eq!(r.text(), "abc");
+    assert_eq!(
+        r.trailers.expect("trailers").get("x-trailer").unwrap(),
+        "t1"
+    );
+}
+
+fn futures_stream(
+    frames: Vec<http_body::Frame<Bytes>>,
+) -> impl futures::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>> + Unpin
+{
+    futures::stream::iter(frames.into_iter().map(Ok))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_gets_a_response_and_the_server_keeps_serving() {
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("fault"),
+            "--request-timeout",
+            "1s",
+            "--max-memory",
+            "64MiB",
+        ],
+    );
+    let cases: &[(&str, Option<u16>)] = &[
+        ("/trap-before", Some(500)),
+        ("/never-set", Some(500)),
+        ("/busy-loop", Some(504)),
+        ("/trap-after", None),
+        ("/set-twice", None),
+        ("/overflow", None),
+        ("/underflow", None),
+        ("/alloc", None),
+        ("/huge-headers", Some(200)),
+        ("/invalid-header", Some(200)),
+    ];
+    for (path, expected) in cases {
+        let start = Instant::now();
+        let result = send(server.addr, get(&url(&server, path), &[]), false).await;
+        match expected {
+            Some(status) => {
+                let r = result.unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert_eq!(r.status, *status, "{path}: {}", r.text());
+            }
+            // A response whose body was cut short: an error or a short body, never a hang.
+            None => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{path} took {:?}",
+            start.elapsed()
+        );
+        let r = send(
+            server.addr,
+            get(&url(&server, "/invalid-header"), &[]),
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("after {path}: {e}"));
+        assert_eq!(r.status, 200, "server must keep serving after {path}");
+    }
+    let log = server.stderr();
+    assert!(log.contains("trapped"), "traps are logged:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_keeps_server_memory_bounded() {
+    let server = ServeProcess::spawn(BIN, &[&guest("echo")]);
+    let pid = server.pid();
+    let before = rss_kib(pid);
+    let size: usize = 512 * 1024 * 1024;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(get(
+            &url(&server, "/"),
+            &[("x-echo-generate", &size.to_string())],
+        ))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut total = 0;
+    while total < 1024 * 1024 {
+        let frame = body.frame().await.unwrap().unwrap();
+        total += frame.data_ref().map_or(0, |d| d.len());
+    }
+    // Stop reading: the guest must be held back, not buffered in the host.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = rss_kib(pid);
+    assert!(
+        stalled.saturating_sub(before) < 64 * 1024,
+        "RSS grew from {before} KiB to {stalled} KiB while the client was not reading"
+    );
+    while let Some(frame) = body.frame().await {
+        total += frame.unwrap().data_ref().map_or(0, |d| d.len());
+    }
+    assert_eq!(total, size);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let origin = Origin::start(None, |_req| async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        http::Response::new(test_support::full("late"))
+    })
+    .await;
+    let server = ServeProcess::spawn(BIN, &[&guest("client")]);
+    let addr = server.addr;
+    let target = origin.url("/");
+    let in_flight = tokio::spawn(async move {
+        send(
+            addr,
+            get(&format!("http://{addr}/"), &[("x-url", &target)]),
+            false,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || server.interrupt())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completed");
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "late"));
+}
+
+#[test]
+fn startup_errors_are_clear() {
+    let dir = std::env::temp_dir().join(format!("wasi-http-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let err = test_support::serve_failure(BIN, &["/nonexistent/app.wasm"]);
+    assert!(err.contains("reading /nonexistent/app.wasm"), "{err}");
+
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm at all").unwrap();
+    let err = test_support::serve_failure(BIN, &[garbage.to_str().unwrap()]);
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let err = test_support::serve_failure(BIN, &[core.to_str().unwrap()]);
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+
+    let empty = dir.join("empty.wasm");
+    std::fs::write(&empty, wat::parse_str("(component)").unwrap()).unwrap();
+    let err = test_support::serve_failure(BIN, &[empty.to_str().unwrap()]);
+    assert!(err.contains("not a wasi:http/proxy component"), "{err}");
+
+    let needs = dir.join("needs.wasm");
+    std::fs::write(
+        &needs,
+        wat::parse_str(r#"(component (import "acme:widgets/frob@1.0.0" (instance)))"#).unwrap(),
+    )
+    .unwrap();
+    let err = test_support::serve_failure(BIN, &[needs.to_str().unwrap()]);
+    assert!(
+        err.contains("acme:widgets/frob@1.0.0"),
+        "the missing import is named: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,591 @@
+//! `incoming-body` and `outgoing-body`: streaming message bodies with backpressure.
+//!
+//! Incoming bodies are read lazily: a frame is pulled from the network only when the
+//! guest waits for data, so the host holds at most one frame per body. Outgoing bodies
+//! go through a bounded channel; `check-write` reports room only while the channel has
+//! space, so a guest cannot make the host buffer more than the configured limit.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+use crate::error_code::{ErrorCode, ErrorCodeError};
+use crate::limits::Limits;
+
+/// The body type the host hands to hyper and receives from it: a boxed stream of
+/// bytes whose errors carry an `error-code`.
+pub type HostBody = http_body_util::combinators::UnsyncBoxBody<Bytes, ErrorCodeError>;
+
+/// Boxes any body whose errors can be turned into an `error-code`.
+pub fn boxed<B>(body: B) -> HostBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<ErrorCodeError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> HostBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Which side of an exchange a body belongs to; it picks the error codes for limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Request,
+    Response,
+}
+
+/// A value lent to a child resource (a stream) that comes back when the child drops.
+pub(crate) enum Held<T> {
+    Here(T),
+    Lent(Arc<Mutex<Option<T>>>),
+}
+
+/// The borrowed side of [`Held`]: returns the value home on drop.
+pub(crate) struct Loan<T> {
+    value: Option<T>,
+    home: Arc<Mutex<Option<T>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these plain slots inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T> Held<T> {
+    /// Lends the value out, if it is here.
+    pub(crate) fn lend(&mut self) -> Option<Loan<T>> {
+        let home = Arc::new(Mutex::new(None));
+        match std::mem::replace(self, Held::Lent(home.clone())) {
+            Held::Here(value) => Some(Loan {
+                value: Some(value),
+                home,
+            }),
+            lent @ Held::Lent(_) => {
+                *self = lent;
+                None
+            }
+        }
+    }
+
+    /// Takes the value, whether it is here or was returned by a dropped loan.
+    pub(crate) fn take(self) -> Option<T> {
+        match self {
+            Held::Here(value) => Some(value),
+            Held::Lent(home) => lock(&home).take(),
+        }
+    }
+}
+
+impl<T> Loan<T> {
+    fn get(&mut self) -> Option<&mut T> {
+        self.value.as_mut()
+    }
+}
+
+impl<T> Drop for Loan<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.value.take() {
+            *lock(&self.home) = Some(value);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Incoming bodies
+
+enum ReadState {
+    Open,
+    Ended(Option<HeaderMap>),
+    Failed(ErrorCode),
+}
+
+/// Pulls frames from a body on demand.
+pub(crate) struct BodyReader {
+    body: HostBody,
+    buf: Bytes,
+    state: ReadState,
+    between_bytes: Option<Duration>,
+    read_chunk: usize,
+    limits: Limits,
+    direction: Direction,
+}
+
+impl BodyReader {
+    pub(crate) fn new(
+        body: HostBody,
+        between_bytes: Option<Duration>,
+        limits: &Limits,
+        direction: Direction,
+    ) -> Self {
+        BodyReader {
+            body,
+            buf: Bytes::new(),
+            state: ReadState::Open,
+            between_bytes,
+            read_chunk: limits.body_read_chunk,
+            limits: limits.clone(),
+            direction,
+        }
+    }
+
+    /// Waits until data is buffered or the body has ended or failed.
+    async fn fill(&mut self) {
+        while self.buf.is_empty() && matches!(self.state, ReadState::Open) {
+            let frame = match self.between_bytes {
+                Some(limit) => match tokio::time::timeout(limit, self.body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) => {
+                        self.state = ReadState::Failed(ErrorCode::ConnectionReadTimeout);
+                        return;
+                    }
+                },
+                None => self.body.frame().await,
+            };
+            match frame {
+                None => self.state = ReadState::Ended(None),
+                Some(Err(ErrorCodeError(code))) => self.state = ReadState::Failed(code),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.buf = data,
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.state = ReadState::Ended(Some(trailers));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        if !self.buf.is_empty() {
+            let n = size.min(self.buf.len()).min(self.read_chunk);
+            return Ok(self.buf.split_to(n));
+        }
+        match &self.state {
+            ReadState::Open => Ok(Bytes::new()),
+            ReadState::Ended(_) => Err(StreamError::Closed),
+            ReadState::Failed(code) => Err(StreamError::LastOperationFailed(wasmtime::Error::new(
+                ErrorCodeError(code.clone()),
+            ))),
+        }
+    }
+
+    /// The outcome once the body has ended: trailers (checked against limits) or error.
+    fn outcome(&mut self) -> Option<Result<Option<crate::fields::HostFields>, ErrorCode>> {
+        match std::mem::replace(&mut self.state, ReadState::Open) {
+            ReadState::Open => None,
+            ReadState::Failed(code) => {
+                self.state = ReadState::Failed(code.clone());
+                Some(Err(code))
+            }
+            ReadState::Ended(trailers) => {
+                self.state = ReadState::Ended(None);
+                Some(match trailers {
+                    None => Ok(None),
+                    Some(map) => crate::fields::HostFields::from_received(map, &self.limits)
+                        .map(Some)
+                        .map_err(|_| match self.direction {
+                            Direction::Request => ErrorCode::HttpRequestTrailerSectionSize(None),
+                            Direction::Response => ErrorCode::HttpResponseTrailerSectionSize(None),
+                        }),
+                })
+            }
+        }
+    }
+
+    /// Skips the rest of the data and waits for the end of the body.
+    pub(crate) async fn drain(&mut self) {
+        loop {
+            self.buf = Bytes::new();
+            self.fill().await;
+            if self.buf.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Like [`outcome`](Self::outcome) but only if no more waiting is needed.
+    pub(crate) fn finished_outcome(
+        &mut self,
+    ) -> Option<Result<Option<crate::fields::HostFields>, ErrorCode>> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        self.outcome()
+    }
+}
+
+/// The host side of an `incoming-body` resource.
+pub struct HostIncomingBody {
+    reader: Held<BodyReader>,
+    stream_taken: bool,
+}
+
+impl HostIncomingBody {
+    pub(crate) fn new(reader: BodyReader) -> Self {
+        HostIncomingBody {
+            reader: Held::Here(reader),
+            stream_taken: false,
+        }
+    }
+
+    /// The guest's `stream`: once only; the stream borrows the reader.
+    pub(crate) fn take_stream(&mut self) -> Option<IncomingBodyStream> {
+        if self.stream_taken {
+            return None;
+        }
+        self.stream_taken = true;
+        self.reader.lend().map(|loan| IncomingBodyStream { loan })
+    }
+
+    /// The reader back, after the stream (if any) was dropped.
+    pub(crate) fn into_reader(self) -> Option<BodyReader> {
+        self.reader.take()
+    }
+}
+
+/// The `input-stream` of an incoming body.
+pub(crate) struct IncomingBodyStream {
+    loan: Loan<BodyReader>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for IncomingBodyStream {
+    async fn ready(&mut self) {
+        if let Some(reader) = self.loan.get() {
+            reader.fill().await;
+        }
+    }
+}
+
+impl InputStream for IncomingBodyStream {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        match self.loan.get() {
+            Some(reader) => reader.read(size),
+            None => Err(StreamError::Closed),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Outgoing bodies
+
+enum Msg {
+    Data(Bytes),
+    End(Option<HeaderMap>),
+    Error(ErrorCode),
+}
+
+/// The receiving half of an outgoing body: what hyper sends.
+pub(crate) struct ChannelBody {
+    rx: mpsc::Receiver<Msg>,
+    remaining: Option<u64>,
+    done: bool,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = ErrorCodeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCodeError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Msg::Data(data))) => {
+                if let Some(rem) = self.remaining.as_mut() {
+                    *rem = rem.saturating_sub(data.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Msg::End(trailers))) => {
+                self.done = true;
+                Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
+            }
+            Poll::Ready(Some(Msg::Error(code))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(ErrorCodeError(code))))
+            }
+            Poll::Ready(None) => {
+                // Dropped without `finish`: the WIT says the body is then incomplete,
+                // so the message is aborted rather than sent truncated.
+                self.done = true;
+                Poll::Ready(Some(Err(ErrorCodeError(ErrorCode::InternalError(Some(
+                    "outgoing-body dropped without finish".into(),
+                ))))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.remaining == Some(0) && self.rx.is_closed() && self.rx.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// The sending half of an outgoing body: what the guest writes into.
+pub(crate) struct BodyWriter {
+    tx: mpsc::Sender<Msg>,
+    written: u64,
+    expected: Option<u64>,
+    chunk: usize,
+    direction: Direction,
+    failed: bool,
+    finished: bool,
+}
+
+/// Makes a connected writer and body. `expected` is the declared `content-length`.
+pub(crate) fn channel(
+    limits: &Limits,
+    expected: Option<u64>,
+    direction: Direction,
+) -> (BodyWriter, ChannelBody) {
+    // One slot more than the data budget, kept free for the final message so that
+    // `finish` never has to wait.
+    let (tx, rx) = mpsc::channel(limits.body_buffer_chunks + 1);
+    (
+        BodyWriter {
+            tx,
+            written: 0,
+            expected,
+            chunk: limits.body_write_chunk,
+            direction,
+            failed: false,
+            finished: false,
+        },
+        ChannelBody {
+            rx,
+            remaining: expected,
+            done: false,
+        },
+    )
+}
+
+impl BodyWriter {
+    fn size_error(&self, total: u64) -> ErrorCode {
+        match self.direction {
+            Direction::Request => ErrorCode::HttpRequestBodySize(Some(total)),
+            Direction::Response => ErrorCode::HttpResponseBodySize(Some(total)),
+        }
+    }
+
+    fn fail(&mut self, code: ErrorCode) -> StreamError {
+        self.failed = true;
+        // The reserved slot guarantees room; if the receiver is gone nobody cares.
+        let _ = self.tx.try_send(Msg::Error(code.clone()));
+        StreamError::LastOperationFailed(wasmtime::Error::new(ErrorCodeError(code)))
+    }
+
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if self.failed || self.finished || self.tx.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        if bytes.len() > self.chunk {
+            return Err(StreamError::trap(
+                "write of more bytes than check-write permitted",
+            ));
+        }
+        let total = self.written + bytes.len() as u64;
+        if let Some(expected) = self.expected {
+            if total > expected {
+                return Err(self.fail(self.size_error(total)));
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.tx.capacity() < 2 {
+            return Err(StreamError::trap(
+                "write of more bytes than check-write permitted",
+            ));
+        }
+        match self.tx.try_send(Msg::Data(bytes)) {
+            Ok(()) => {
+                self.written = total;
+                Ok(())
+            }
+            Err(_) => Err(StreamError::Closed),
+        }
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if self.failed || self.finished || self.tx.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        Ok(if self.tx.capacity() >= 2 {
+            self.chunk
+        } else {
+            0
+        })
+    }
+
+    async fn ready(&mut self) {
+        if self.failed || self.finished {
+            return;
+        }
+        // Room for one data message plus the reserved final slot.
+        let _ = self.tx.reserve_many(2).await;
+    }
+
+    /// Ends the body with optional trailers, checking the declared length.
+    pub(crate) fn finish(mut self, trailers: Option<HeaderMap>) -> Result<(), ErrorCode> {
+        if self.failed {
+            return Err(ErrorCode::InternalError(Some(
+                "outgoing-body already failed".into(),
+            )));
+        }
+        if let Some(expected) = self.expected {
+            if self.written != expected {
+                let code = self.size_error(self.written);
+                self.failed = true;
+                let _ = self.tx.try_send(Msg::Error(code.clone()));
+                return Err(code);
+            }
+        }
+        self.finished = true;
+        match self.tx.try_send(Msg::End(trailers)) {
+            Ok(()) => Ok(()),
+            // The receiver is gone: the peer no longer reads this body.
+            Err(_) => Err(ErrorCode::ConnectionTerminated),
+        }
+    }
+}
+
+/// The host side of an `outgoing-body` resource.
+pub struct HostOutgoingBody {
+    writer: Held<BodyWriter>,
+    stream_taken: bool,
+}
+
+impl HostOutgoingBody {
+    pub(crate) fn new(writer: BodyWriter) -> Self {
+        HostOutgoingBody {
+            writer: Held::Here(writer),
+            stream_taken: false,
+        }
+    }
+
+    pub(crate) fn take_stream(&mut self) -> Option<OutgoingBodyStream> {
+        if self.stream_taken {
+            return None;
+        }
+        self.stream_taken = true;
+        self.writer.lend().map(|loan| OutgoingBodyStream { loan })
+    }
+
+    pub(crate) fn into_writer(self) -> Option<BodyWriter> {
+        self.writer.take()
+    }
+}
+
+/// The `output-stream` of an outgoing body.
+pub(crate) struct OutgoingBodyStream {
+    loan: Loan<BodyWriter>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for OutgoingBodyStream {
+    async fn ready(&mut self) {
+        if let Some(writer) = self.loan.get() {
+            writer.ready().await;
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for OutgoingBodyStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        match self.loan.get() {
+            Some(w) => w.write(bytes),
+            None => Err(StreamError::Closed),
+        }
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        // Written data is already handed to the sender; there is nothing to flush.
+        match self.loan.get() {
+            Some(w) if !w.failed => Ok(()),
+            _ => Err(StreamError::Closed),
+        }
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        match self.loan.get() {
+            Some(w) => w.check_write(),
+            None => Err(StreamError::Closed),
+        }
+    }
+}
+
+/// Parses a declared `content-length`: all values must agree.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut found = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        let n: u64 = value
+            .to_str()
+            .map_err(|_| ())?
+            .trim()
+            .parse()
+            .map_err(|_| ())?;
+        if found.is_some_and(|f| f != n) {
+            return Err(());
+        }
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+/// Boxes a channel body for hyper.
+pub(crate) fn channel_body(body: ChannelBody) -> HostBody {
+    body.boxed_unsync()
+}
+
+/// `incoming-body.finish`: the rest of the body is read for its trailers.
+pub(crate) fn finish_incoming(
+    body: HostIncomingBody,
+) -> wasmtime::Result<crate::trailers::HostFutureTrailers> {
+    match body.into_reader() {
+        Some(reader) => Ok(crate::trailers::HostFutureTrailers::new(reader)),
+        None => Err(wasmtime::format_err!(
+            "incoming-body finished while its stream is still alive"
+        )),
+    }
+}
+
+/// `outgoing-body.finish`: ends the body, checking the declared length.
+pub(crate) fn finish_outgoing(
+    body: HostOutgoingBody,
+    trailers: Option<crate::fields::HostFields>,
+) -> Result<(), crate::error_code::HttpError> {
+    let writer = body.into_writer().ok_or_else(|| {
+        crate::error_code::HttpError::trap(wasmtime::format_err!(
+            "outgoing-body finished while its stream is still alive"
+        ))
+    })?;
+    writer
+        .finish(trailers.map(crate::fields::HostFields::into_map))
+        .map_err(Into::into)
+}

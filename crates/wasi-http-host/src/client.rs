@@ -1,0 +1,479 @@
+//! The outgoing side: `outgoing-handler.handle`, `future-incoming-response`, and the
+//! default HTTP client (hyper HTTP/1.1 over TCP or rustls TLS).
+//!
+//! The client sits behind [`WasiHttpHooks::send_request`](crate::WasiHttpHooks), so
+//! an embedder (or a later pooled client) replaces it without touching the types.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::Pollable;
+use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
+
+use crate::body::HostBody;
+use crate::error_code::{self, ErrorCode, ErrorCodeError, HttpError};
+use crate::request::{HostOutgoingRequest, HostRequestOptions};
+use crate::response::HostIncomingResponse;
+use crate::WasiHttpCtxView;
+
+/// A request on its way out, as handed to [`WasiHttpHooks::send_request`](crate::WasiHttpHooks).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct OutgoingRequest {
+    /// The request, with an absolute URI (scheme and authority always present).
+    pub request: http::Request<HostBody>,
+    /// The guest's connect timeout, if it set one.
+    pub connect_timeout: Option<Duration>,
+    /// The guest's first-byte timeout, if it set one.
+    pub first_byte_timeout: Option<Duration>,
+    /// The guest's between-bytes timeout, if it set one.
+    pub between_bytes_timeout: Option<Duration>,
+}
+
+impl OutgoingRequest {
+    /// A request with no guest timeouts.
+    pub fn new(request: http::Request<HostBody>) -> Self {
+        OutgoingRequest {
+            request,
+            connect_timeout: None,
+            first_byte_timeout: None,
+            between_bytes_timeout: None,
+        }
+    }
+}
+
+/// A response received for an outgoing request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IncomingResponse {
+    /// The response; its body streams from the network.
+    pub response: http::Response<HostBody>,
+    /// Longest wait allowed between two body frames.
+    pub between_bytes_timeout: Option<Duration>,
+}
+
+impl IncomingResponse {
+    /// A response with no between-bytes timeout.
+    pub fn new(response: http::Response<HostBody>) -> Self {
+        IncomingResponse {
+            response,
+            between_bytes_timeout: None,
+        }
+    }
+}
+
+/// The future of an outgoing request's response.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<IncomingResponse, ErrorCode>> + Send>>;
+
+/// Settings of the default client. Timeouts here apply when the guest sets none.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// DNS resolution plus TCP connect plus TLS handshake. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// From the request being sent to the response head arriving. Default: 60 s.
+    pub first_byte_timeout: Duration,
+    /// Between two frames of the response body. Default: 60 s.
+    pub between_bytes_timeout: Duration,
+    /// TLS settings for `https`; `None` means rustls with the webpki roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(60),
+            between_bytes_timeout: Duration::from_secs(60),
+            tls: None,
+        }
+    }
+}
+
+/// The default outgoing HTTP client. Cloning shares it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    config: ClientConfig,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new(ClientConfig::default())
+    }
+}
+
+/// rustls with the webpki roots, HTTP/1.1 by ALPN.
+pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    tls_config_with_roots(roots)
+}
+
+/// rustls (ring provider) trusting exactly `roots`, HTTP/1.1 by ALPN.
+pub fn tls_config_with_roots(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+impl Client {
+    /// A client with the given settings.
+    pub fn new(config: ClientConfig) -> Self {
+        let tls = match config
+            .tls
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(default_tls_config)
+        {
+            Ok(tls) => Some(tokio_rustls::TlsConnector::from(tls)),
+            Err(e) => {
+                // Plain HTTP still works; `https` requests fail with configuration-error.
+                tracing::error!(error = %e, "TLS client configuration failed");
+                None
+            }
+        };
+        Client {
+            inner: Arc::new(ClientInner { config, tls }),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Sends a request; the future resolves to the response head.
+    pub fn send(&self, request: OutgoingRequest) -> ResponseFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.send(request).await })
+    }
+}
+
+impl ClientInner {
+    async fn send(&self, req: OutgoingRequest) -> Result<IncomingResponse, ErrorCode> {
+        let OutgoingRequest {
+            mut request,
+            connect_timeout,
+            first_byte_timeout,
+            between_bytes_timeout,
+        } = req;
+        let connect_timeout = connect_timeout.unwrap_or(self.config.connect_timeout);
+        let first_byte_timeout = first_byte_timeout.unwrap_or(self.config.first_byte_timeout);
+        let between_bytes_timeout =
+            between_bytes_timeout.unwrap_or(self.config.between_bytes_timeout);
+
+        let uri = request.uri().clone();
+        let authority = uri
+            .authority()
+            .ok_or(ErrorCode::HttpRequestUriInvalid)?
+            .clone();
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(ErrorCode::HttpProtocolError),
+        };
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let host = authority.host();
+
+        let connect = async {
+            let addrs = resolve(host, port).await?;
+            let tcp = connect_any(&addrs).await?;
+            let _ = tcp.set_nodelay(true);
+            Ok::<_, ErrorCode>(tcp)
+        };
+        let tcp = tokio::time::timeout(connect_timeout, connect)
+            .await
+            .map_err(|_| ErrorCode::ConnectionTimeout)??;
+
+        // Origin-form target; the authority travels in `Host`.
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/");
+        *request.uri_mut() = path.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        let host_value = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        request.headers_mut().insert(http::header::HOST, host_value);
+
+        let send = async {
+            if tls {
+                let name = server_name(host)?;
+                let connector = self.tls.as_ref().ok_or(ErrorCode::ConfigurationError)?;
+                let stream = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| ErrorCode::ConnectionTimeout)?
+                    .map_err(|e| error_code::from_io_error(&e))?;
+                exchange(stream, request).await
+            } else {
+                exchange(tcp, request).await
+            }
+        };
+        let response = tokio::time::timeout(first_byte_timeout, send)
+            .await
+            .map_err(|_| ErrorCode::HttpResponseTimeout)??;
+        Ok(IncomingResponse {
+            response,
+            between_bytes_timeout: Some(between_bytes_timeout),
+        })
+    }
+}
+
+/// Resolves a host. Names under `.invalid` never resolve (RFC 6761 §6.4), so they fail
+/// at once without asking a resolver; IP literals skip resolution.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ErrorCode> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lower = host.to_ascii_lowercase();
+    let dns_error = |rcode: &str| {
+        ErrorCode::DnsError(crate::bindings::http::types::DnsErrorPayload {
+            rcode: Some(rcode.to_owned()),
+            info_code: None,
+        })
+    };
+    if lower == "invalid" || lower.ends_with(".invalid") || lower.ends_with(".invalid.") {
+        return Err(dns_error("NXDOMAIN"));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| dns_error(&e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(dns_error("NODATA"));
+    }
+    Ok(addrs)
+}
+
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ErrorCode> {
+    let mut last = ErrorCode::DestinationUnavailable;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = error_code::from_io_error(&e),
+        }
+    }
+    Err(last)
+}
+
+fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, ErrorCode> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(bare.to_owned())
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)
+}
+
+/// One request over a fresh HTTP/1.1 connection.
+async fn exchange<S>(
+    stream: S,
+    request: http::Request<HostBody>,
+) -> Result<http::Response<HostBody>, ErrorCode>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| error_code::from_hyper_response_error(&e))?;
+    // The connection task ends when the response body is done or dropped, since the
+    // sender is dropped right after the response head arrives.
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "outgoing connection ended with an error");
+        }
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| error_code::from_hyper_response_error(&e))?;
+    let (mut parts, body) = response.into_parts();
+    strip_connection_headers(&mut parts.headers);
+    dedupe_content_length(&mut parts.headers)?;
+    let body = body
+        .map_err(|e| ErrorCodeError(error_code::from_hyper_response_error(&e)))
+        .boxed_unsync();
+    Ok(http::Response::from_parts(parts, body))
+}
+
+/// Headers about the connection, which the host manages, are not the guest's business.
+fn strip_connection_headers(headers: &mut http::HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Identical repeated `content-length` values are one value (RFC 9110 §8.6); differing
+/// ones are a protocol error (hyper already refuses those while parsing).
+fn dedupe_content_length(headers: &mut http::HeaderMap) -> Result<(), ErrorCode> {
+    if headers.get_all(http::header::CONTENT_LENGTH).iter().count() > 1 {
+        match crate::body::declared_length(headers) {
+            Ok(Some(n)) => {
+                headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+            }
+            _ => return Err(ErrorCode::HttpProtocolError),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// outgoing-handler.handle and future-incoming-response
+
+/// The host side of a `future-incoming-response` resource.
+pub struct HostFutureIncomingResponse {
+    state: FutureState,
+}
+
+enum FutureState {
+    Pending(AbortOnDropJoinHandle<Result<IncomingResponse, ErrorCode>>),
+    Ready(Result<IncomingResponse, ErrorCode>),
+    Consumed,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for HostFutureIncomingResponse {
+    async fn ready(&mut self) {
+        if let FutureState::Pending(handle) = &mut self.state {
+            let result = handle.await;
+            self.state = FutureState::Ready(result);
+        }
+    }
+}
+
+impl HostFutureIncomingResponse {
+    /// `None` while pending, `Some(Err(()))` once consumed.
+    pub(crate) fn take(&mut self) -> Option<Result<Result<IncomingResponse, ErrorCode>, ()>> {
+        if let FutureState::Pending(handle) = &mut self.state {
+            let result = handle.now_or_never()?;
+            self.state = FutureState::Ready(result);
+        }
+        match std::mem::replace(&mut self.state, FutureState::Consumed) {
+            FutureState::Ready(result) => Some(Ok(result)),
+            FutureState::Consumed => Some(Err(())),
+            FutureState::Pending(_) => None,
+        }
+    }
+}
+
+/// `outgoing-handler.handle`: validates the request, applies policy, starts sending.
+pub(crate) fn handle(
+    view: &mut WasiHttpCtxView<'_>,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<HostRequestOptions>>,
+) -> Result<Resource<HostFutureIncomingResponse>, HttpError> {
+    let req = view.table.delete(request)?;
+    let options = match options {
+        Some(options) => view.table.delete(options)?,
+        None => HostRequestOptions::default(),
+    };
+    let hooks = view.ctx.hooks.clone();
+
+    let method =
+        crate::request::to_http_method(&req.method).ok_or(ErrorCode::HttpRequestMethodInvalid)?;
+    // The WIT lets the host pick a scheme when the guest sets none: HTTPS is the safe one.
+    let scheme = match &req.scheme {
+        Some(s) => crate::request::to_http_scheme(s).ok_or(ErrorCode::HttpProtocolError)?,
+        None => http::uri::Scheme::HTTPS,
+    };
+    if !hooks.is_supported_scheme(&scheme) {
+        return Err(ErrorCode::HttpProtocolError.into());
+    }
+    let authority = req
+        .authority
+        .as_deref()
+        .ok_or(ErrorCode::HttpRequestUriInvalid)?;
+    // An absent path is the empty path, which HTTP sends as `/` (RFC 9110 §4.2.3).
+    let path = req.path_with_query.as_deref().unwrap_or("/");
+    let path = if path.is_empty() || path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    if crate::body::declared_length(req.headers.map()).is_err() {
+        return Err(ErrorCode::HttpProtocolError.into());
+    }
+    let body = match req.body {
+        Some(body) => crate::body::channel_body(body),
+        None => crate::body::empty(),
+    };
+    let mut http_req = http::Request::new(body);
+    *http_req.method_mut() = method;
+    *http_req.uri_mut() = uri;
+    *http_req.headers_mut() = req.headers.into_map();
+
+    let outgoing = OutgoingRequest {
+        request: http_req,
+        connect_timeout: options.connect_timeout,
+        first_byte_timeout: options.first_byte_timeout,
+        between_bytes_timeout: options.between_bytes_timeout,
+    };
+    let future = hooks.send_request(outgoing)?;
+    // Spawned so the request makes progress (and its body is consumed) while the
+    // guest writes the body, whether or not it polls the future.
+    let handle = wasmtime_wasi::runtime::spawn(future);
+    let resource = view.table.push(HostFutureIncomingResponse {
+        state: FutureState::Pending(handle),
+    })?;
+    Ok(resource)
+}
+
+/// Turns a received response into an `incoming-response` for the guest.
+pub(crate) fn into_guest_response(
+    ctx: &crate::WasiHttpCtx,
+    response: IncomingResponse,
+) -> Result<HostIncomingResponse, ErrorCode> {
+    let (parts, body) = response.response.into_parts();
+    let headers = crate::fields::HostFields::from_received(parts.headers, &ctx.limits)
+        .map_err(|_| ErrorCode::HttpResponseHeaderSectionSize(None))?;
+    let reader = crate::body::BodyReader::new(
+        body,
+        response.between_bytes_timeout,
+        &ctx.limits,
+        crate::body::Direction::Response,
+    );
+    Ok(HostIncomingResponse {
+        status: parts.status.as_u16(),
+        headers,
+        body: Some(crate::body::HostIncomingBody::new(reader)),
+    })
+}

@@ -1,0 +1,87 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use test_support::Collected;
+use wasi_http_host::{
+    Client, ClientConfig, DefaultHooks, EngineConfig, ErrorCodeError, ProxyService, ServiceConfig,
+};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn guest_path(name: &str) -> PathBuf {
+    repo_root().join("guests/wasm").join(format!("{name}.wasm"))
+}
+
+/// One engine for the whole test binary (epoch ticker included).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = EngineConfig::default();
+        config.pooling = false;
+        wasi_http_host::new_engine(&config).expect("engine").0
+    })
+}
+
+/// Each guest is compiled once per test binary.
+pub fn component(name: &str) -> Component {
+    static CACHE: OnceLock<Mutex<HashMap<String, Component>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().expect("component cache");
+    cache
+        .entry(name.to_owned())
+        .or_insert_with(|| Component::from_file(engine(), guest_path(name)).expect("compile guest"))
+        .clone()
+}
+
+pub fn config() -> ServiceConfig {
+    let mut config = ServiceConfig::default();
+    config.inherit_stdio = false;
+    config
+}
+
+pub fn service(name: &str) -> ProxyService {
+    service_with(name, config())
+}
+
+pub fn service_with(name: &str, config: ServiceConfig) -> ProxyService {
+    ProxyService::new(engine(), &component(name), config).expect("service")
+}
+
+/// A service whose outgoing client trusts `roots` (for TLS origins).
+pub fn service_trusting(name: &str, roots: rustls::RootCertStore) -> ProxyService {
+    let mut client = ClientConfig::default();
+    client.tls = Some(wasi_http_host::tls_config_with_roots(roots).expect("tls"));
+    let mut config = config();
+    config.hooks = Arc::new(DefaultHooks::new(Client::new(client)));
+    service_with(name, config)
+}
+
+/// Handles `request` in-process and collects the response.
+pub async fn call(
+    service: &ProxyService,
+    request: http::Request<Full<Bytes>>,
+) -> Result<Collected, ErrorCodeError> {
+    let response = service.handle(request, http::uri::Scheme::HTTP).await;
+    test_support::collect(response).await
+}
+
+pub async fn call_ok(service: &ProxyService, request: http::Request<Full<Bytes>>) -> Collected {
+    call(service, request).await.expect("response body")
+}
+
+pub fn post(uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(body.into())).expect("request")
+}
+
+pub use test_support::get;

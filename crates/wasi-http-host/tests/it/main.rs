@@ -1,0 +1,10 @@
+//! Integration tests of the library: real guest components driven through the
+//! embedder API (async via `ProxyService`, and the sync bindings).
+
+mod common;
+mod fault;
+mod guests_fresh;
+mod linking;
+mod outbound;
+mod proxy;
+mod sync_api;

@@ -1,0 +1,220 @@
+//! `outgoing-handler` through the client guest: methods, bodies, timeouts, errors.
+
+use std::time::Duration;
+
+use test_support::{Origin, RawScript, RawServer, TestTls};
+
+use crate::common::*;
+
+async fn fetch(url: &str, extra: &[(&str, &str)]) -> test_support::Collected {
+    let svc = service("client");
+    let mut headers = vec![("x-url", url)];
+    headers.extend_from_slice(extra);
+    call_ok(&svc, get("http://localhost/", &headers)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_put_unknown_method_and_missing_path() {
+    let origin = Origin::echo(None).await;
+    let r = fetch(&origin.url("/a/b?c=d"), &[("x-fwd-x-custom", "1")]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-status"), "200");
+    assert_eq!(r.header("x-resp-x-origin-method"), "GET");
+    assert_eq!(r.header("x-resp-x-origin-path"), "/a/b?c=d");
+    assert_eq!(r.header("x-resp-x-origin-h-x-custom"), "1");
+    assert_eq!(r.header("x-resp-x-origin-h-host"), origin.addr.to_string());
+
+    let r = fetch(&origin.url("/p"), &[("x-method", "PUT")]).await;
+    assert_eq!(r.header("x-resp-x-origin-method"), "PUT");
+    let r = fetch(&origin.url("/p"), &[("x-method", "FROB")]).await;
+    assert_eq!(r.header("x-resp-x-origin-method"), "FROB");
+    let r = fetch(&origin.url("/ignored"), &[("x-no-path", "1")]).await;
+    assert_eq!(r.header("x-resp-x-origin-path"), "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_bodies_stream_to_the_origin() {
+    let origin = Origin::echo(None).await;
+    let svc = service("client");
+    let r = call_ok(
+        &svc,
+        post("http://localhost/", &[("x-url", &origin.url("/")), ("x-method", "POST"), ("x-forward-body", "1")], "abc"),
+    )
+    .await;
+    assert_eq!(r.text(), "abc");
+    let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let r = call_ok(
+        &svc,
+        post("http://localhost/", &[("x-url", &origin.url("/")), ("x-method", "POST"), ("x-forward-body", "1")], big.clone()),
+    )
+    .await;
+    assert_eq!(r.header("x-status"), "200");
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big, "10 MiB body corrupted in transit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_have_precise_codes() {
+    // Forbidden header from the guest.
+    let r = fetch("http://127.0.0.1:1/", &[("x-fwd-connection", "close")]).await;
+    assert_eq!((r.status.as_u16(), r.header("x-error")), (400, "header-forbidden"));
+    // Unsupported scheme.
+    let r = fetch("ftp://127.0.0.1:1/", &[]).await;
+    assert_eq!(r.header("x-error"), "HTTP-protocol-error");
+    // Invalid port.
+    let r = fetch("http://127.0.0.1:99999/", &[]).await;
+    assert_eq!(r.header("x-error"), "set-authority-failed");
+    // Unresolvable name (RFC 6761 `.invalid`).
+    let r = fetch("http://no-such-host.invalid/", &[]).await;
+    assert_eq!(r.header("x-error"), "DNS-error");
+    // Connection refused: a port nobody listens on any more.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = fetch(&format!("http://127.0.0.1:{port}/"), &[]).await;
+    assert_eq!(r.header("x-error"), "connection-refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout() {
+    // A listener whose accept queue is full drops further SYNs: connect hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let r = fetch(&format!("http://{addr}/"), &[("x-connect-timeout-ms", "300")]).await;
+    assert_eq!(r.header("x-error"), "connection-timeout");
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_byte_and_between_bytes_timeouts() {
+    let silent = RawServer::start(RawScript { steps: vec![], hold_open: true }).await;
+    let r = fetch(&silent.url("/"), &[("x-first-byte-timeout-ms", "300")]).await;
+    assert_eq!(r.header("x-error"), "HTTP-response-timeout");
+
+    let stalls = RawServer::start(RawScript {
+        steps: vec![(Duration::ZERO, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12".to_vec())],
+        hold_open: true,
+    })
+    .await;
+    let r = fetch(
+        &stalls.url("/"),
+        &[("x-between-bytes-timeout-ms", "300"), ("x-mode", "buffer")],
+    )
+    .await;
+    assert_eq!(r.header("x-status"), "200");
+    assert_eq!(r.header("x-body-error"), "connection-read-timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_mismatch_both_directions() {
+    let origin = Origin::echo(None).await;
+    let svc = service("client");
+    for declared in ["10", "3"] {
+        let r = call_ok(
+            &svc,
+            post(
+                "http://localhost/",
+                &[
+                    ("x-url", &origin.url("/")),
+                    ("x-method", "POST"),
+                    ("x-forward-body", "1"),
+                    ("x-fwd-content-length", declared),
+                ],
+                "12345",
+            ),
+        )
+        .await;
+        assert_eq!(r.header("x-body-send-error"), "HTTP-request-body-size", "declared {declared}");
+    }
+    // The origin declares 10 and sends 5 before closing.
+    let short = RawServer::respond(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n12345").await;
+    let r = fetch(&short.url("/"), &[("x-mode", "buffer")]).await;
+    assert_eq!(r.header("x-body-error"), "HTTP-response-incomplete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_content_length_from_the_origin() {
+    let same = RawServer::respond(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+    )
+    .await;
+    let r = fetch(&same.url("/"), &[("x-mode", "buffer")]).await;
+    assert_eq!(r.header("x-status"), "200");
+    assert_eq!(r.header_all("x-resp-content-length"), vec!["5"]);
+    assert_eq!(r.text(), "hello");
+
+    let conflicting = RawServer::respond(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\nconnection: close\r\n\r\nhello!",
+    )
+    .await;
+    let r = fetch(&conflicting.url("/"), &[]).await;
+    assert_eq!(r.header("x-error"), "HTTP-protocol-error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_trailers_reach_the_guest() {
+    let chunked = RawServer::respond(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 42\r\n\r\n",
+    )
+    .await;
+    let r = fetch(&chunked.url("/"), &[("x-mode", "buffer")]).await;
+    assert_eq!(r.text(), "hello");
+    assert_eq!(r.header("x-trailer-x-sum"), "42");
+    // Streaming mode forwards them as the response's trailers.
+    let r = fetch(&chunked.url("/"), &[]).await;
+    assert_eq!(r.text(), "hello");
+    let trailers = r.trailers.expect("trailers");
+    assert_eq!(trailers.get("x-sum").unwrap(), "42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_from_one_guest() {
+    let origin = Origin::start(None, |_req| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        http::Response::new(test_support::full("ok"))
+    })
+    .await;
+    let start = std::time::Instant::now();
+    let r = fetch(&origin.url("/"), &[("x-concurrent", "8")]).await;
+    let expected: String = (0..8).map(|i| format!("{i} 200\n")).collect();
+    assert_eq!(r.text(), expected);
+    // Sequential would take 1.6 s.
+    assert!(start.elapsed() < Duration::from_millis(1200), "{:?}", start.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_body_drop_is_not_a_trap() {
+    let origin = Origin::start(None, |_req| async {
+        http::Response::new(test_support::full(vec![7u8; 4 * 1024 * 1024]))
+    })
+    .await;
+    let r = fetch(&origin.url("/"), &[("x-drop-body-early", "1")]).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "dropped\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_trusted_and_an_untrusted_ca() {
+    let tls = TestTls::new();
+    let origin = Origin::echo(Some(tls.server.clone())).await;
+    let svc = service_trusting("client", tls.roots());
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{}/secure", origin.addr.port());
+        let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+        assert_eq!(r.header("x-status"), "200", "{host}: {}", r.text());
+        assert_eq!(r.header("x-resp-x-origin-path"), "/secure");
+    }
+    // The default client trusts only the webpki roots.
+    let r = fetch(&format!("https://localhost:{}/", origin.addr.port()), &[]).await;
+    assert_eq!(r.header("x-error"), "TLS-certificate-error");
+}

@@ -1,0 +1,251 @@
+/*
+ * fault: misbehaves on purpose, selected by the request path (query ignored).
+ *
+ *   /trap-before     trap before setting the response
+ *   /trap-after      200, write "partial", flush, then trap
+ *   /never-set       return without setting the response-outparam
+ *   /set-twice       set a 200 response, then response-outparam.set again
+ *                    with the already-consumed handle (host should trap)
+ *   /overflow        content-length: 5, writes 10 bytes, finish
+ *   /underflow       content-length: 10, writes 5 bytes, finish
+ *   /huge-headers    appends 1 KiB headers until refused (or 100000)
+ *   /invalid-header  reports fields.append results for bad input
+ *   /immutable       tries to set on the incoming request's headers
+ *   /busy-loop       never returns
+ *   /alloc           mallocs 1 MiB blocks until malloc fails (or 4096 MiB)
+ *   anything else    404 "unknown fault\n"
+ */
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void trap_after(own_response_outparam_t out) {
+    hdrs_t h = {0};
+    out_body_t ob;
+    if (!start_response(out, 200, &h, &ob)) {
+        return;
+    }
+    borrow_output_stream_t s = wasi_io_streams_borrow_output_stream(ob.stream);
+    (void)write_all(s, "partial", 7, NULL);
+    (void)flush_wait(s, NULL);
+    __builtin_trap();
+}
+
+static void set_twice(own_response_outparam_t out) {
+    hdrs_t h = {0};
+    out_body_t ob;
+    if (!start_response(out, 200, &h, &ob)) {
+        return;
+    }
+    (void)finish_body(&ob, NULL, NULL);
+
+    /* `out` was consumed by the first set; pass the stale handle again. */
+    own_outgoing_response_t second =
+        wasi_http_types_constructor_outgoing_response(wasi_http_types_constructor_fields());
+    wasi_http_types_result_own_outgoing_response_error_code_t r;
+    memset(&r, 0, sizeof(r));
+    r.is_err = false;
+    r.val.ok = second;
+    wasi_http_types_static_response_outparam_set(out, &r);
+}
+
+/* A response with `content-length: <declared>` and `body` written to it;
+ * every result is ignored. */
+static void length_mismatch(own_response_outparam_t out, uint64_t declared, const char *body) {
+    hdrs_t h = {0};
+    if (!hdrs_add_u64(&h, "content-length", declared)) {
+        hdrs_free(&h);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    out_body_t ob;
+    if (!start_response(out, 200, &h, &ob)) {
+        return;
+    }
+    (void)write_all(wasi_io_streams_borrow_output_stream(ob.stream), body, strlen(body), NULL);
+    (void)finish_body(&ob, NULL, NULL);
+}
+
+static void huge_headers(own_response_outparam_t out) {
+    static uint8_t value[1024];
+    memset(value, 'v', sizeof(value));
+    own_fields_t f = wasi_http_types_constructor_fields();
+    wasi_http_types_borrow_fields_t fb = wasi_http_types_borrow_fields(f);
+    const char *result = "none";
+    uint64_t i = 0;
+    for (; i < 100000; i++) {
+        buf_t name = {0};
+        if (!buf_append_str(&name, "x-h-") || !buf_append_u64(&name, i)) {
+            buf_free(&name);
+            result = "guest-out-of-memory";
+            break;
+        }
+        proxy_string_t n = {name.ptr, name.len};
+        wasi_http_types_field_value_t v = {value, sizeof(value)};
+        header_error_t err;
+        bool ok = wasi_http_types_method_fields_append(fb, &n, &v, &err);
+        buf_free(&name);
+        if (!ok) {
+            result = header_error_name(err);
+            break;
+        }
+    }
+    wasi_http_types_fields_drop_own(f);
+
+    buf_t body = {0};
+    if (!buf_append_str(&body, "stopped after ") || !buf_append_u64(&body, i) ||
+        !buf_append_str(&body, ": ") || !buf_append_str(&body, result) ||
+        !buf_append_str(&body, "\n")) {
+        buf_free(&body);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, body.ptr, body.len);
+    buf_free(&body);
+}
+
+static bool try_append(buf_t *body, wasi_http_types_borrow_fields_t f, const char *label,
+                       const char *name, const char *value) {
+    proxy_string_t n = str_view(name);
+    wasi_http_types_field_value_t v = {(uint8_t *)value, strlen(value)};
+    header_error_t err;
+    const char *result = "ok";
+    if (!wasi_http_types_method_fields_append(f, &n, &v, &err)) {
+        result = header_error_name(err);
+    }
+    return buf_append_str(body, label) && buf_append_str(body, ": ") &&
+           buf_append_str(body, result) && buf_append_str(body, "\n");
+}
+
+static void invalid_header(own_response_outparam_t out) {
+    own_fields_t f = wasi_http_types_constructor_fields();
+    wasi_http_types_borrow_fields_t fb = wasi_http_types_borrow_fields(f);
+    buf_t body = {0};
+    bool ok = try_append(&body, fb, "bad-name", "bad name", "x") &&
+              try_append(&body, fb, "bad-value", "x-ok", "bad\nvalue") &&
+              try_append(&body, fb, "forbidden", "connection", "close") &&
+              try_append(&body, fb, "good", "x-good", "fine");
+    wasi_http_types_fields_drop_own(f);
+    if (!ok) {
+        buf_free(&body);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, body.ptr, body.len);
+    buf_free(&body);
+}
+
+static void immutable(wasi_http_types_borrow_incoming_request_t req,
+                      own_response_outparam_t out) {
+    wasi_http_types_own_headers_t headers = wasi_http_types_method_incoming_request_headers(req);
+    proxy_string_t name = str_view("x-new");
+    wasi_http_types_field_value_t one = {(uint8_t *)"1", 1};
+    wasi_http_types_list_field_value_t values = {&one, 1};
+    header_error_t err;
+    const char *result = "ok";
+    if (!wasi_http_types_method_fields_set(wasi_http_types_borrow_fields(headers), &name, &values,
+                                           &err)) {
+        result = header_error_name(err);
+    }
+    wasi_http_types_fields_drop_own(headers);
+    buf_t body = {0};
+    if (!buf_append_str(&body, "immutable-set: ") || !buf_append_str(&body, result) ||
+        !buf_append_str(&body, "\n")) {
+        buf_free(&body);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, body.ptr, body.len);
+    buf_free(&body);
+}
+
+static void busy_loop(void) {
+    volatile uint64_t counter = 0;
+    for (;;) {
+        counter = counter + 1;
+    }
+}
+
+static void alloc(own_response_outparam_t out) {
+    const size_t block = (size_t)1 << 20;
+    /* Blocks are chained through their first word so they can all be freed
+     * again before responding (responding itself needs memory). */
+    void *head = NULL;
+    uint64_t n = 0;
+    while (n < 4096) {
+        uint8_t *p = malloc(block);
+        if (!p) {
+            break;
+        }
+        for (size_t off = 0; off < block; off += 4096) {
+            ((volatile uint8_t *)p)[off] = (uint8_t)n;
+        }
+        *(void **)p = head;
+        head = p;
+        n++;
+    }
+    while (head) {
+        void *next = *(void **)head;
+        free(head);
+        head = next;
+    }
+    buf_t body = {0};
+    if (!buf_append_str(&body, "allocated ") || !buf_append_u64(&body, n) ||
+        !buf_append_str(&body, " MiB\n")) {
+        buf_free(&body);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, body.ptr, body.len);
+    buf_free(&body);
+}
+
+void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
+                                               own_response_outparam_t response_out) {
+    wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
+    proxy_string_t pq = {NULL, 0};
+    bool has_path = wasi_http_types_method_incoming_request_path_with_query(req, &pq);
+    size_t len = 0;
+    if (has_path) {
+        while (len < pq.len && pq.ptr[len] != '?') {
+            len++;
+        }
+    }
+    const uint8_t *path = pq.ptr;
+
+    if (str_eq(path, len, "/trap-before")) {
+        __builtin_trap();
+    } else if (str_eq(path, len, "/trap-after")) {
+        trap_after(response_out);
+    } else if (str_eq(path, len, "/never-set")) {
+        wasi_http_types_response_outparam_drop_own(response_out);
+    } else if (str_eq(path, len, "/set-twice")) {
+        set_twice(response_out);
+    } else if (str_eq(path, len, "/overflow")) {
+        length_mismatch(response_out, 5, "0123456789");
+    } else if (str_eq(path, len, "/underflow")) {
+        length_mismatch(response_out, 10, "01234");
+    } else if (str_eq(path, len, "/huge-headers")) {
+        huge_headers(response_out);
+    } else if (str_eq(path, len, "/invalid-header")) {
+        invalid_header(response_out);
+    } else if (str_eq(path, len, "/immutable")) {
+        immutable(req, response_out);
+    } else if (str_eq(path, len, "/busy-loop")) {
+        busy_loop();
+    } else if (str_eq(path, len, "/alloc")) {
+        alloc(response_out);
+    } else {
+        respond_text(response_out, 404, "unknown fault\n");
+    }
+
+    if (has_path) {
+        proxy_string_free(&pq);
+    }
+    wasi_http_types_incoming_request_drop_own(request);
+}
