@@ -21,6 +21,13 @@
  * number / x-concurrent out of range). Request errors: 502,
  * `x-error: <error-code>`, body "<error-code>\n".
  *
+ * Success (default streaming mode): 200, `x-status`, `x-resp-<name>` per
+ * origin header entry, then (last, dropped again if the host refuses them)
+ * `trailer: x-body-error` and a copy of each origin `trailer` header, so that
+ * HTTP/1.1 servers that only send declared trailers (hyper) pass them on.
+ * The origin trailers become the response trailers; an origin body read
+ * error becomes the trailer `x-body-error: <name>`.
+ *
  * With x-forward-body, a failure sending the body is reported on the final
  * response (200 or 502) as `x-body-send-error: <name>`, a failure reading the
  * incoming request body as `x-body-recv-error: <name>`.
@@ -319,14 +326,36 @@ static bool add_prefixed_fields(hdrs_t *h, const char *prefix,
     return ok;
 }
 
-/* x-status and x-resp-* for an origin response. */
-static bool describe_response(hdrs_t *h, wasi_http_types_borrow_incoming_response_t rb) {
+/* x-status and x-resp-* for an origin response. With `trailer_decls`, also
+ * appends (last) `trailer: x-body-error` and a copy of every origin `trailer`
+ * header, counting them in *trailer_decls. */
+static bool describe_response(hdrs_t *h, wasi_http_types_borrow_incoming_response_t rb,
+                              size_t *trailer_decls) {
     if (!hdrs_add_u64(h, "x-status", wasi_http_types_method_incoming_response_status(rb))) {
         return false;
     }
     wasi_http_types_own_headers_t headers = wasi_http_types_method_incoming_response_headers(rb);
-    bool ok = add_prefixed_fields(h, "x-resp-", wasi_http_types_borrow_fields(headers));
+    field_list_t entries = {NULL, 0};
+    wasi_http_types_method_fields_entries(wasi_http_types_borrow_fields(headers), &entries);
     wasi_http_types_fields_drop_own(headers);
+    bool ok = true;
+    for (size_t i = 0; ok && i < entries.len; i++) {
+        ok = hdrs_add(h, "x-resp-", entries.ptr[i].f0.ptr, entries.ptr[i].f0.len,
+                      entries.ptr[i].f1.ptr, entries.ptr[i].f1.len);
+    }
+    if (ok && trailer_decls) {
+        *trailer_decls = 0;
+        ok = hdrs_add_str(h, "trailer", "x-body-error");
+        (*trailer_decls)++;
+        for (size_t i = 0; ok && i < entries.len; i++) {
+            const field_entry_t *e = &entries.ptr[i];
+            if (str_ieq(e->f0.ptr, e->f0.len, "trailer")) {
+                ok = hdrs_add(h, NULL, (const uint8_t *)"trailer", 7, e->f1.ptr, e->f1.len);
+                (*trailer_decls)++;
+            }
+        }
+    }
+    wasi_http_types_list_tuple2_field_name_field_value_free(&entries);
     return ok;
 }
 
@@ -433,7 +462,7 @@ static void drop_early(own_response_outparam_t out, own_incoming_response_t resp
 static void buffered(own_response_outparam_t out, own_incoming_response_t resp, hdrs_t *h) {
     wasi_http_types_borrow_incoming_response_t rb = wasi_http_types_borrow_incoming_response(resp);
     buf_t body = {0};
-    bool ok = describe_response(h, rb);
+    bool ok = describe_response(h, rb, NULL);
     const char *body_err = NULL;
     own_incoming_body_t ib;
     if (ok && !wasi_http_types_method_incoming_response_consume(rb, &ib)) {
@@ -502,7 +531,8 @@ static bool error_trailers(const char *name, own_fields_t *out) {
 /* Default mode: respond first, then stream the origin body and trailers. */
 static void streamed(own_response_outparam_t out, own_incoming_response_t resp, hdrs_t *h) {
     wasi_http_types_borrow_incoming_response_t rb = wasi_http_types_borrow_incoming_response(resp);
-    if (!describe_response(h, rb)) {
+    size_t trailer_decls = 0;
+    if (!describe_response(h, rb, &trailer_decls)) {
         hdrs_free(h);
         wasi_http_types_incoming_response_drop_own(resp);
         respond_error(out, "guest: out of memory");
@@ -525,7 +555,7 @@ static void streamed(own_response_outparam_t out, own_incoming_response_t resp, 
         return;
     }
     out_body_t ob;
-    if (!start_response(out, 200, h, &ob)) {
+    if (!start_response_opt(out, 200, h, trailer_decls, &ob)) {
         wasi_io_streams_input_stream_drop_own(in);
         wasi_http_types_incoming_body_drop_own(ib);
         wasi_http_types_incoming_response_drop_own(resp);

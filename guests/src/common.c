@@ -502,9 +502,18 @@ bool start_response_fields(own_response_outparam_t out, uint16_t status, own_fie
 }
 
 bool start_response(own_response_outparam_t out, uint16_t status, hdrs_t *h, out_body_t *ob) {
+    return start_response_opt(out, status, h, 0, ob);
+}
+
+bool start_response_opt(own_response_outparam_t out, uint16_t status, hdrs_t *h,
+                        size_t optional_tail, out_body_t *ob) {
     own_fields_t fields;
     header_error_t herr;
     bool ok = hdrs_to_fields(h, &fields, &herr);
+    if (!ok && optional_tail > 0 && optional_tail <= h->len) {
+        hdrs_t required = {h->ptr, h->len - optional_tail, h->cap};
+        ok = hdrs_to_fields(&required, &fields, &herr);
+    }
     hdrs_free(h);
     if (!ok) {
         ob->stream_open = false;

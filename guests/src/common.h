@@ -149,6 +149,10 @@ bool start_response_fields(own_response_outparam_t out, uint16_t status, own_fie
                            out_body_t *ob);
 /* Same, building the headers from `h` (always freed). */
 bool start_response(own_response_outparam_t out, uint16_t status, hdrs_t *h, out_body_t *ob);
+/* Same, but if the host rejects the headers, retries without the last
+ * `optional_tail` entries of `h` (used for `trailer` declarations). */
+bool start_response_opt(own_response_outparam_t out, uint16_t status, hdrs_t *h,
+                        size_t optional_tail, out_body_t *ob);
 /* Flushes (waiting), drops the stream and finishes the body with the given
  * trailers (ownership passes; NULL for none). Returns false if the flush or
  * the finish failed, with *err_name (if given) set to the error name (the

@@ -8,6 +8,8 @@
  *   x-echo-authority   (omitted when none)
  *   x-echo-h-<name>    one per request header entry, in order, repeats kept
  *   content-length     only when the request has `x-echo-content-length: N`
+ *   trailer            copies of the request's `trailer` header values (if
+ *                      any; dropped again if the host refuses them)
  * and the request body streamed back as it arrives; request trailers become
  * response trailers.
  *
@@ -177,6 +179,16 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
     if (ok && v) {
         ok = hdrs_add(&h, NULL, (const uint8_t *)"content-length", 14, v->ptr, v->len);
     }
+    /* Re-declare the request's announced trailers on the response (last, and
+     * optional): HTTP/1.1 servers such as hyper only send declared trailers. */
+    size_t trailer_decls = 0;
+    for (size_t i = 0; ok && !generate_mode && i < entries.len; i++) {
+        const field_entry_t *e = &entries.ptr[i];
+        if (str_ieq(e->f0.ptr, e->f0.len, "trailer")) {
+            ok = hdrs_add(&h, NULL, (const uint8_t *)"trailer", 7, e->f1.ptr, e->f1.len);
+            trailer_decls++;
+        }
+    }
     wasi_http_types_list_tuple2_field_name_field_value_free(&entries);
     if (!ok) {
         hdrs_free(&h);
@@ -198,7 +210,7 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
     }
 
     out_body_t ob;
-    if (!start_response(response_out, 200, &h, &ob)) {
+    if (!start_response_opt(response_out, 200, &h, trailer_decls, &ob)) {
         if (have_body) {
             wasi_http_types_incoming_body_drop_own(body);
         }

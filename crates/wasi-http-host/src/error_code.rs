@@ -152,7 +152,10 @@ pub(crate) fn from_hyper_response_error(err: &hyper::Error) -> ErrorCode {
         ErrorCode::HttpResponseHeaderSectionSize(None)
     } else if err.is_parse_status() || err.is_parse() {
         ErrorCode::HttpProtocolError
-    } else if err.is_incomplete_message() {
+    } else if err.is_incomplete_message()
+        || io_source(err).is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+    {
+        // The peer closed before the message (head or declared body) was complete.
         ErrorCode::HttpResponseIncomplete
     } else if err.is_timeout() {
         ErrorCode::HttpResponseTimeout
