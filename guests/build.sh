@@ -94,7 +94,10 @@ fi
 # ---------------------------------------------------------------- bindings --
 
 rm -rf "$gen/bindings"
-wit-bindgen c "$wit_dir" --world proxy --out-dir "$gen/bindings" >/dev/null
+if ! bindgen_log="$(wit-bindgen c "$wit_dir" --world proxy --out-dir "$gen/bindings" 2>&1)"; then
+    log "$bindgen_log"
+    die "wit-bindgen failed"
+fi
 
 # ------------------------------------------------------------------- build --
 

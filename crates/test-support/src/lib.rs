@@ -151,7 +151,8 @@ impl Origin {
     }
 
     /// Starts an origin that answers `200` with the request's method, path and body
-    /// echoed (`x-origin-method`, `x-origin-path`, request headers as `x-origin-h-*`).
+    /// echoed (`x-origin-method`, `x-origin-path`, request headers as `x-origin-h-*`,
+    /// request trailers as `x-origin-trailer-*`).
     pub async fn echo(tls: Option<Arc<rustls::ServerConfig>>) -> Origin {
         Origin::start(tls, |req: Request<Incoming>| async move {
             let mut builder = Response::builder()
@@ -165,9 +166,14 @@ impl Origin {
             for (name, value) in req.headers() {
                 builder = builder.header(format!("x-origin-h-{name}"), value);
             }
-            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            let body = req.into_body().collect().await;
             match body {
-                Ok(body) => builder.body(full(body)).expect("response"),
+                Ok(collected) => {
+                    for (name, value) in collected.trailers().into_iter().flatten() {
+                        builder = builder.header(format!("x-origin-trailer-{name}"), value);
+                    }
+                    builder.body(full(collected.to_bytes())).expect("response")
+                }
                 Err(_) => Response::builder()
                     .status(StatusCode::BAD_REQUEST)
                     .body(full("body error"))

@@ -355,6 +355,8 @@ pub(crate) struct BodyWriter {
     direction: Direction,
     failed: bool,
     finished: bool,
+    /// Names the message's `trailer` header declares (HTTP/1.1 sends only those).
+    declared_trailers: Vec<http::HeaderName>,
 }
 
 /// Makes a connected writer and body. `expected` is the declared `content-length`.
@@ -375,6 +377,7 @@ pub(crate) fn channel(
             direction,
             failed: false,
             finished: false,
+            declared_trailers: Vec::new(),
         },
         ChannelBody {
             rx,
@@ -466,11 +469,66 @@ impl BodyWriter {
             }
         }
         self.finished = true;
+        if let Some(trailers) = &trailers {
+            let undeclared: Vec<&str> = trailers
+                .keys()
+                .filter(|name| !self.declared_trailers.contains(name))
+                .map(|name| name.as_str())
+                .collect();
+            if !undeclared.is_empty() {
+                // hyper (rightly, RFC 9110 §6.6.2) sends over HTTP/1.1 only the trailer
+                // fields the head announced; say so instead of losing them quietly.
+                tracing::warn!(
+                    ?undeclared,
+                    "trailer fields not announced in a `trailer` header are not sent over HTTP/1.1"
+                );
+            }
+        }
         match self.tx.try_send(Msg::End(trailers)) {
             Ok(()) => Ok(()),
             // The receiver is gone: the peer no longer reads this body.
             Err(_) => Err(ErrorCode::ConnectionTerminated),
         }
+    }
+}
+
+/// The body of an outgoing message before it is sent: `body()` may be called once,
+/// and the `content-length` declared in the headers at that moment is enforced.
+#[derive(Default)]
+pub(crate) struct OutgoingBodySlot {
+    body: Option<ChannelBody>,
+    taken: bool,
+}
+
+impl OutgoingBodySlot {
+    /// The guest's `body()`: a writer, once only.
+    pub(crate) fn take_writer(
+        &mut self,
+        headers: &HeaderMap,
+        limits: &Limits,
+        direction: Direction,
+    ) -> Option<BodyWriter> {
+        if self.taken {
+            return None;
+        }
+        self.taken = true;
+        // An unparsable content-length is refused when the message is sent.
+        let expected = declared_length(headers).unwrap_or(None);
+        let (mut writer, body) = channel(limits, expected, direction);
+        writer.declared_trailers = headers
+            .get_all(http::header::TRAILER)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        self.body = Some(body);
+        Some(writer)
+    }
+
+    /// The body to send, if the guest asked for one.
+    pub(crate) fn into_body(self) -> Option<ChannelBody> {
+        self.body
     }
 }
 

@@ -432,7 +432,7 @@ pub(crate) fn handle(
     if crate::body::declared_length(req.headers.map()).is_err() {
         return Err(ErrorCode::HttpProtocolError.into());
     }
-    let body = match req.body {
+    let body = match req.body.into_body() {
         Some(body) => crate::body::channel_body(body),
         None => crate::body::empty(),
     };

@@ -144,12 +144,7 @@ impl HostFields {
             .map(|v| HeaderValue::from_bytes(v).map_err(|_| HeaderError::InvalidSyntax))
             .collect::<Result<Vec<_>, _>>()?;
         // Check the limits against the result before changing anything.
-        let removed: usize = self
-            .map
-            .get_all(&name)
-            .iter()
-            .map(|v| entry_size(&name, v))
-            .sum();
+        let removed = self.bytes_of(&name);
         let removed_count = self.map.get_all(&name).iter().count();
         let added: usize = values.iter().map(|v| entry_size(&name, v)).sum();
         let bytes = self.bytes - removed + added;
@@ -172,14 +167,8 @@ impl HostFields {
     ) -> Result<(), HeaderError> {
         self.check_mutable()?;
         let name = validate_name(name, hooks)?;
-        let removed: usize = self
-            .map
-            .get_all(&name)
-            .iter()
-            .map(|v| entry_size(&name, v))
-            .sum();
+        self.bytes -= self.bytes_of(&name);
         self.map.remove(&name);
-        self.bytes -= removed;
         Ok(())
     }
 
@@ -215,6 +204,15 @@ impl HostFields {
         self.map.append(name, value);
         self.bytes += size;
         Ok(())
+    }
+
+    /// Bytes held by all entries named `name`.
+    fn bytes_of(&self, name: &HeaderName) -> usize {
+        self.map
+            .get_all(name)
+            .iter()
+            .map(|v| entry_size(name, v))
+            .sum()
     }
 
     fn check_mutable(&self) -> Result<(), HeaderError> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::bindings::http::types::{Method, Scheme};
-use crate::body::{BodyWriter, ChannelBody, HostIncomingBody};
+use crate::body::{BodyWriter, HostIncomingBody, OutgoingBodySlot};
 use crate::fields::HostFields;
 
 /// The host side of an `incoming-request` resource: a request received by the server.
@@ -23,8 +23,7 @@ pub struct HostOutgoingRequest {
     pub(crate) authority: Option<String>,
     pub(crate) path_with_query: Option<String>,
     pub(crate) headers: HostFields,
-    pub(crate) body: Option<ChannelBody>,
-    pub(crate) body_taken: bool,
+    pub(crate) body: OutgoingBodySlot,
 }
 
 impl HostOutgoingRequest {
@@ -35,23 +34,14 @@ impl HostOutgoingRequest {
             authority: None,
             path_with_query: None,
             headers,
-            body: None,
-            body_taken: false,
+            body: OutgoingBodySlot::default(),
         }
     }
 
     /// The guest's `body`: once only. The declared `content-length` is enforced.
     pub(crate) fn take_body(&mut self, limits: &crate::Limits) -> Option<BodyWriter> {
-        if self.body_taken {
-            return None;
-        }
-        self.body_taken = true;
-        // An unparsable content-length is reported when the request is sent.
-        let expected = crate::body::declared_length(self.headers.map()).unwrap_or(None);
-        let (writer, body) =
-            crate::body::channel(limits, expected, crate::body::Direction::Request);
-        self.body = Some(body);
-        Some(writer)
+        let direction = crate::body::Direction::Request;
+        self.body.take_writer(self.headers.map(), limits, direction)
     }
 }
 

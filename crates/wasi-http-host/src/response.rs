@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::body::{BodyWriter, ChannelBody, Direction, HostBody, HostIncomingBody};
+use crate::body::{BodyWriter, Direction, HostBody, HostIncomingBody, OutgoingBodySlot};
 use crate::error_code::ErrorCode;
 use crate::fields::HostFields;
 
@@ -10,8 +10,7 @@ use crate::fields::HostFields;
 pub struct HostOutgoingResponse {
     pub(crate) status: http::StatusCode,
     pub(crate) headers: HostFields,
-    pub(crate) body: Option<ChannelBody>,
-    pub(crate) body_taken: bool,
+    pub(crate) body: OutgoingBodySlot,
 }
 
 impl HostOutgoingResponse {
@@ -19,21 +18,14 @@ impl HostOutgoingResponse {
         HostOutgoingResponse {
             status: http::StatusCode::OK,
             headers,
-            body: None,
-            body_taken: false,
+            body: OutgoingBodySlot::default(),
         }
     }
 
     /// The guest's `body`: once only. The declared `content-length` is enforced.
     pub(crate) fn take_body(&mut self, limits: &crate::Limits) -> Option<BodyWriter> {
-        if self.body_taken {
-            return None;
-        }
-        self.body_taken = true;
-        let expected = crate::body::declared_length(self.headers.map()).unwrap_or(None);
-        let (writer, body) = crate::body::channel(limits, expected, Direction::Response);
-        self.body = Some(body);
-        Some(writer)
+        self.body
+            .take_writer(self.headers.map(), limits, Direction::Response)
     }
 
     /// Turns the guest's response into an `http` response for the server.
@@ -44,7 +36,7 @@ impl HostOutgoingResponse {
             // Conflicting lengths would make the framing ambiguous; send none.
             headers.remove(http::header::CONTENT_LENGTH);
         }
-        let body = match self.body {
+        let body = match self.body.into_body() {
             Some(body) => body,
             None => {
                 // No body was written: finishing an empty one checks the declared

@@ -108,7 +108,10 @@ async fn every_fault_gets_a_response_and_the_server_keeps_serving() {
             let r = result.unwrap_or_else(|e| panic!("{path}: {e}"));
             assert_eq!(r.status, *status, "{path}: {}", r.text());
         } else {
-            assert!(result.is_err(), "{path}: body must be aborted, got {result:?}");
+            assert!(
+                result.is_err(),
+                "{path}: body must be aborted, got {result:?}"
+            );
         }
         assert!(
             start.elapsed() < Duration::from_secs(5),
@@ -234,7 +237,10 @@ fn startup_errors_are_clear() {
     let needs = dir.join("needs.wasm");
     std::fs::write(
         &needs,
-        wat::parse_str(r#"(component (import "acme:widgets/frob@1.0.0" (instance (export "frob" (func)))))"#).unwrap(),
+        wat::parse_str(
+            r#"(component (import "acme:widgets/frob@1.0.0" (instance (export "frob" (func)))))"#,
+        )
+        .unwrap(),
     )
     .unwrap();
     let err = test_support::serve_failure(BIN, &[needs.to_str().unwrap()]);

@@ -76,7 +76,11 @@ pub async fn call_ok(service: &ProxyService, request: http::Request<Full<Bytes>>
     call(service, request).await.expect("response body")
 }
 
-pub fn post(uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+pub fn post(
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Request<Full<Bytes>> {
     let mut builder = http::Request::post(uri);
     for (name, value) in headers {
         builder = builder.header(*name, *value);

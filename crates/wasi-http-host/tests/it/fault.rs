@@ -26,10 +26,16 @@ async fn trap_before_and_never_set_give_500() {
 async fn trap_after_set_and_set_twice_abort_the_body() {
     let svc = service("fault");
     let r = call(&svc, get("http://localhost/trap-after", &[])).await;
-    assert!(r.is_err(), "a body cut short by a trap must not look complete: {r:?}");
+    assert!(
+        r.is_err(),
+        "a body cut short by a trap must not look complete: {r:?}"
+    );
     // The second `set` traps; the first response was already delivered.
     let response = svc
-        .handle(get("http://localhost/set-twice", &[]), http::uri::Scheme::HTTP)
+        .handle(
+            get("http://localhost/set-twice", &[]),
+            http::uri::Scheme::HTTP,
+        )
         .await;
     assert_eq!(response.status(), 200);
     let _ = test_support::collect(response).await;
@@ -60,7 +66,9 @@ async fn header_validation_and_limits_are_errors_not_traps() {
     let text = r.text();
     assert!(text.starts_with("stopped after "), "{text}");
     assert!(text.ends_with(": forbidden\n"), "{text}");
-    let n: usize = text["stopped after ".len()..text.find(':').unwrap()].parse().unwrap();
+    let n: usize = text["stopped after ".len()..text.find(':').unwrap()]
+        .parse()
+        .unwrap();
     // 64 KiB of field bytes at ~1030 bytes per entry.
     assert!((55..=64).contains(&n), "{n}");
 }
@@ -93,7 +101,11 @@ async fn busy_loops_do_not_block_other_requests() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let start = Instant::now();
     still_serving(&svc).await;
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     for s in spinners {
         assert_eq!(s.await.unwrap().status, 504);
     }

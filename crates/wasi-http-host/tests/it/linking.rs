@@ -22,7 +22,8 @@ fn mixed_minor_versions_and_cli_imports_link() {
 
     let mut full: Linker<ProxyState> = Linker::new(engine);
     wasi_http_host::add_to_linker_async_with_wasi(&mut full).unwrap();
-    full.instantiate_pre(&component).expect("links with full WASI");
+    full.instantiate_pre(&component)
+        .expect("links with full WASI");
 
     // The proxy-only linker has no wasi:cli/environment, and says which import is missing.
     let mut proxy: Linker<ProxyState> = Linker::new(engine);
@@ -30,9 +31,13 @@ fn mixed_minor_versions_and_cli_imports_link() {
     let Err(err) = proxy.instantiate_pre(&component) else {
         panic!("the proxy-only linker must not provide wasi:cli/environment");
     };
-    assert!(format!("{err:?}").contains("wasi:cli/environment"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("wasi:cli/environment"),
+        "{err:?}"
+    );
 
     let mut sync: Linker<ProxyState> = Linker::new(engine);
     wasi_http_host::add_to_linker_sync_with_wasi(&mut sync).unwrap();
-    sync.instantiate_pre(&component).expect("links with sync WASI");
+    sync.instantiate_pre(&component)
+        .expect("links with sync WASI");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 mod fault;
-// mod guests_fresh;
+mod guests_fresh;
 mod linking;
 mod outbound;
 mod proxy;

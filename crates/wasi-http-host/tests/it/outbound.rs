@@ -38,14 +38,30 @@ async fn post_bodies_stream_to_the_origin() {
     let svc = service("client");
     let r = call_ok(
         &svc,
-        post("http://localhost/", &[("x-url", &origin.url("/")), ("x-method", "POST"), ("x-forward-body", "1")], "abc"),
+        post(
+            "http://localhost/",
+            &[
+                ("x-url", &origin.url("/")),
+                ("x-method", "POST"),
+                ("x-forward-body", "1"),
+            ],
+            "abc",
+        ),
     )
     .await;
     assert_eq!(r.text(), "abc");
     let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
     let r = call_ok(
         &svc,
-        post("http://localhost/", &[("x-url", &origin.url("/")), ("x-method", "POST"), ("x-forward-body", "1")], big.clone()),
+        post(
+            "http://localhost/",
+            &[
+                ("x-url", &origin.url("/")),
+                ("x-method", "POST"),
+                ("x-forward-body", "1"),
+            ],
+            big.clone(),
+        ),
     )
     .await;
     assert_eq!(r.header("x-status"), "200");
@@ -57,7 +73,10 @@ async fn post_bodies_stream_to_the_origin() {
 async fn request_errors_have_precise_codes() {
     // Forbidden header from the guest.
     let r = fetch("http://127.0.0.1:1/", &[("x-fwd-connection", "close")]).await;
-    assert_eq!((r.status.as_u16(), r.header("x-error")), (400, "header-forbidden"));
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-error")),
+        (400, "header-forbidden")
+    );
     // Unsupported scheme.
     let r = fetch("ftp://127.0.0.1:1/", &[]).await;
     assert_eq!(r.header("x-error"), "HTTP-protocol-error");
@@ -85,25 +104,39 @@ async fn connect_timeout() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..4 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
         {
             fillers.push(s);
         }
     }
-    let r = fetch(&format!("http://{addr}/"), &[("x-connect-timeout-ms", "300")]).await;
+    let r = fetch(
+        &format!("http://{addr}/"),
+        &[("x-connect-timeout-ms", "300")],
+    )
+    .await;
     assert_eq!(r.header("x-error"), "connection-timeout");
     drop(listener);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_byte_and_between_bytes_timeouts() {
-    let silent = RawServer::start(RawScript { steps: vec![], hold_open: true }).await;
+    let silent = RawServer::start(RawScript {
+        steps: vec![],
+        hold_open: true,
+    })
+    .await;
     let r = fetch(&silent.url("/"), &[("x-first-byte-timeout-ms", "300")]).await;
     assert_eq!(r.header("x-error"), "HTTP-response-timeout");
 
     let stalls = RawServer::start(RawScript {
-        steps: vec![(Duration::ZERO, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12".to_vec())],
+        steps: vec![(
+            Duration::ZERO,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12".to_vec(),
+        )],
         hold_open: true,
     })
     .await;
@@ -135,10 +168,17 @@ async fn content_length_mismatch_both_directions() {
             ),
         )
         .await;
-        assert_eq!(r.header("x-body-send-error"), "HTTP-request-body-size", "declared {declared}");
+        assert_eq!(
+            r.header("x-body-send-error"),
+            "HTTP-request-body-size",
+            "declared {declared}"
+        );
     }
     // The origin declares 10 and sends 5 before closing.
-    let short = RawServer::respond(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n12345").await;
+    let short = RawServer::respond(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n12345",
+    )
+    .await;
     let r = fetch(&short.url("/"), &[("x-mode", "buffer")]).await;
     assert_eq!(r.header("x-body-error"), "HTTP-response-incomplete");
 }
@@ -190,7 +230,11 @@ async fn concurrent_requests_from_one_guest() {
     let expected: String = (0..8).map(|i| format!("{i} 200\n")).collect();
     assert_eq!(r.text(), expected);
     // Sequential would take 1.6 s.
-    assert!(start.elapsed() < Duration::from_millis(1200), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,4 +261,30 @@ async fn tls_with_a_trusted_and_an_untrusted_ca() {
     // The default client trusts only the webpki roots.
     let r = fetch(&format!("https://localhost:{}/", origin.addr.port()), &[]).await;
     assert_eq!(r.header("x-error"), "TLS-certificate-error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_reach_the_origin() {
+    use http_body::Frame;
+    let origin = Origin::echo(None).await;
+    let svc = service("client");
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-req-sum", "99".parse().unwrap());
+    let frames = futures::stream::iter(vec![
+        Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from("body"))),
+        Ok(Frame::trailers(trailers)),
+    ]);
+    let req = http::Request::post("http://localhost/")
+        .header("x-url", origin.url("/t"))
+        .header("x-method", "POST")
+        .header("x-forward-body", "1")
+        // HTTP/1.1 sends only announced trailer fields (RFC 9110 §6.6.2).
+        .header("x-fwd-trailer", "x-req-sum")
+        .body(http_body_util::StreamBody::new(frames))
+        .unwrap();
+    let response = svc.handle(req, http::uri::Scheme::HTTP).await;
+    let r = test_support::collect(response).await.expect("body");
+    assert_eq!(r.header("x-status"), "200", "{}", r.text());
+    assert_eq!(r.text(), "body");
+    assert_eq!(r.header("x-resp-x-origin-trailer-x-req-sum"), "99");
 }

@@ -42,14 +42,20 @@ async fn echo_reports_request_line_and_repeated_headers() {
 async fn echo_post_put_and_unknown_method() {
     let svc = service("echo");
     let r = call_ok(&svc, post("http://localhost/p", &[], "hello body")).await;
-    assert_eq!((r.status.as_u16(), r.header("x-echo-method")), (200, "POST"));
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-echo-method")),
+        (200, "POST")
+    );
     assert_eq!(r.text(), "hello body");
 
     let req = http::Request::put("http://localhost/p")
         .body(http_body_util::Full::new(Bytes::from("put body")))
         .unwrap();
     let r = call_ok(&svc, req).await;
-    assert_eq!((r.header("x-echo-method"), r.text().as_str()), ("PUT", "put body"));
+    assert_eq!(
+        (r.header("x-echo-method"), r.text().as_str()),
+        ("PUT", "put body")
+    );
 
     let req = http::Request::builder()
         .method("FROBNICATE")
@@ -73,12 +79,12 @@ async fn echo_streams_a_large_body_with_trailers() {
     let svc = service("echo");
     const CHUNK: usize = 64 * 1024;
     const TOTAL: usize = 10 * 1024 * 1024;
-    let chunks = (0..TOTAL / CHUNK).map(|i| {
-        Ok::<_, Infallible>(Frame::data(Bytes::from(vec![(i % 251) as u8; CHUNK])))
-    });
+    let chunks = (0..TOTAL / CHUNK)
+        .map(|i| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![(i % 251) as u8; CHUNK]))));
     let mut trailers = http::HeaderMap::new();
     trailers.insert("x-checksum", "abc".parse().unwrap());
-    let frames = futures::stream::iter(chunks.chain(std::iter::once(Ok(Frame::trailers(trailers)))));
+    let frames =
+        futures::stream::iter(chunks.chain(std::iter::once(Ok(Frame::trailers(trailers)))));
     let req = http::Request::post("http://localhost/big")
         .body(StreamBody::new(frames))
         .unwrap();
@@ -90,7 +96,10 @@ async fn echo_streams_a_large_body_with_trailers() {
     let body = collected.to_bytes();
     assert_eq!(body.len(), TOTAL);
     for (i, chunk) in body.chunks(CHUNK).enumerate() {
-        assert!(chunk.iter().all(|b| *b == (i % 251) as u8), "chunk {i} corrupted");
+        assert!(
+            chunk.iter().all(|b| *b == (i % 251) as u8),
+            "chunk {i} corrupted"
+        );
     }
 }
 
@@ -119,7 +128,10 @@ async fn slow_reader_gets_the_whole_body_and_early_drop_does_not_trap() {
     let size = 8 * 1024 * 1024;
     let response = svc
         .handle(
-            get("http://localhost/", &[("x-echo-generate", &size.to_string())]),
+            get(
+                "http://localhost/",
+                &[("x-echo-generate", &size.to_string())],
+            ),
             http::uri::Scheme::HTTP,
         )
         .await;
@@ -157,12 +169,42 @@ async fn slow_reader_gets_the_whole_body_and_early_drop_does_not_trap() {
 async fn response_content_length_mismatch_aborts_the_body() {
     let svc = service("echo");
     // Declares 100 bytes, echoes 5: too few.
-    let r = call(&svc, post("http://localhost/", &[("x-echo-content-length", "100")], "12345")).await;
-    assert!(r.is_err(), "short body must not be delivered as complete: {r:?}");
+    let r = call(
+        &svc,
+        post(
+            "http://localhost/",
+            &[("x-echo-content-length", "100")],
+            "12345",
+        ),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "short body must not be delivered as complete: {r:?}"
+    );
     // Declares 3 bytes, echoes 5: too many.
-    let r = call(&svc, post("http://localhost/", &[("x-echo-content-length", "3")], "12345")).await;
-    assert!(r.is_err(), "long body must not be truncated silently: {r:?}");
+    let r = call(
+        &svc,
+        post(
+            "http://localhost/",
+            &[("x-echo-content-length", "3")],
+            "12345",
+        ),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "long body must not be truncated silently: {r:?}"
+    );
     // Exact: fine.
-    let r = call_ok(&svc, post("http://localhost/", &[("x-echo-content-length", "5")], "12345")).await;
+    let r = call_ok(
+        &svc,
+        post(
+            "http://localhost/",
+            &[("x-echo-content-length", "5")],
+            "12345",
+        ),
+    )
+    .await;
     assert_eq!(r.text(), "12345");
 }

@@ -28,14 +28,21 @@ async fn run_sync(name: &str, request: http::Request<Full<Bytes>>) -> test_suppo
     let pre = pre(name);
     let mut store = Store::new(
         engine(),
-        ProxyState::new(wasmtime_wasi::WasiCtx::builder().build(), WasiHttpCtx::default()),
+        ProxyState::new(
+            wasmtime_wasi::WasiCtx::builder().build(),
+            WasiHttpCtx::default(),
+        ),
     );
     let mut view = store.data_mut().http();
-    let req = view.new_incoming_request(http::uri::Scheme::HTTP, request).unwrap();
+    let req = view
+        .new_incoming_request(http::uri::Scheme::HTTP, request)
+        .unwrap();
     let (out, receiver) = view.new_response_outparam().unwrap();
     let guest = std::thread::spawn(move || {
         let proxy = pre.instantiate(&mut store)?;
-        proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out)
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
     });
     let response = receiver.await.expect("guest response");
     let collected = test_support::collect(response).await.expect("body");
@@ -48,8 +55,15 @@ async fn sync_hello_and_echo() {
     let r = run_sync("hello", test_support::get("http://localhost/", &[])).await;
     assert_eq!(r.text(), "Hello, wasi:http!\n");
     let body = vec![b'x'; 3 * 1024 * 1024];
-    let r = run_sync("echo", crate::common::post("http://localhost/e", &[], body.clone())).await;
-    assert_eq!((r.header("x-echo-method"), r.body.len()), ("POST", body.len()));
+    let r = run_sync(
+        "echo",
+        crate::common::post("http://localhost/e", &[], body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (r.header("x-echo-method"), r.body.len()),
+        ("POST", body.len())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
