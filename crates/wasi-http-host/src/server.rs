@@ -431,6 +431,13 @@ impl ProxyService {
             }
             .await;
             if let Err(e) = result {
+                // Logged here, not by the waiter: a trap after the response started
+                // (the body is then aborted) has nobody waiting for it.
+                if is_interrupt(&e) && timeout.is_some() {
+                    tracing::warn!("guest exceeded the request timeout and was stopped");
+                } else {
+                    tracing::error!(error = ?e, "guest trapped");
+                }
                 let _ = trap_tx.send(e);
             }
         });
@@ -445,19 +452,10 @@ impl ProxyService {
                 };
                 drop(task);
                 match (&err, trap) {
-                    (_, Some(trap)) => {
-                        let interrupted = matches!(
-                            trap.downcast_ref::<wasmtime::Trap>(),
-                            Some(wasmtime::Trap::Interrupt)
-                        );
-                        if interrupted && timeout.is_some() {
-                            tracing::warn!("guest exceeded the request timeout");
-                            error_response(http::StatusCode::GATEWAY_TIMEOUT)
-                        } else {
-                            tracing::error!(error = ?trap, "guest trapped before responding");
-                            error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
-                        }
+                    (_, Some(trap)) if is_interrupt(&trap) && timeout.is_some() => {
+                        error_response(http::StatusCode::GATEWAY_TIMEOUT)
                     }
+                    (_, Some(_)) => error_response(http::StatusCode::INTERNAL_SERVER_ERROR),
                     (GuestResponseError::ErrorCode(code), None) => {
                         tracing::warn!(error = %ErrorCodeError(code.clone()), "guest responded with an error code");
                         error_response(crate::error_code::status_for(code))
@@ -522,6 +520,13 @@ impl ProxyService {
         graceful.shutdown().await;
         Ok(())
     }
+}
+
+fn is_interrupt(err: &wasmtime::Error) -> bool {
+    matches!(
+        err.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    )
 }
 
 /// A short plain-text error response; the detail stays in the log.
