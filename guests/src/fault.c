@@ -13,6 +13,10 @@
  *   /immutable       tries to set on the incoming request's headers
  *   /busy-loop       never returns
  *   /alloc           mallocs 1 MiB blocks until malloc fails (or 4096 MiB)
+ *   /double-consume  consumes the request (and takes the body stream) twice;
+ *                    reports the results (the WIT says: err the second time)
+ *   /finish-live-stream  finishes the response body while its stream is
+ *                    still alive (host should trap; the body is aborted)
  *   anything else    404 "unknown fault\n"
  */
 #include "common.h"
@@ -163,6 +167,55 @@ static void immutable(wasi_http_types_borrow_incoming_request_t req,
     buf_free(&body);
 }
 
+static const char *ok_err(bool ok) { return ok ? "ok" : "err"; }
+
+static void double_consume(wasi_http_types_borrow_incoming_request_t req,
+                           own_response_outparam_t out) {
+    wasi_http_types_own_incoming_body_t body, again;
+    bool first = wasi_http_types_method_incoming_request_consume(req, &body);
+    bool second = wasi_http_types_method_incoming_request_consume(req, &again);
+    const char *second_stream = "n/a";
+    if (first) {
+        wasi_http_types_borrow_incoming_body_t bb = wasi_http_types_borrow_incoming_body(body);
+        wasi_http_types_own_input_stream_t s1, s2;
+        if (wasi_http_types_method_incoming_body_stream(bb, &s1)) {
+            bool ok = wasi_http_types_method_incoming_body_stream(bb, &s2);
+            second_stream = ok_err(ok);
+            if (ok) {
+                wasi_io_streams_input_stream_drop_own(s2);
+            }
+            wasi_io_streams_input_stream_drop_own(s1);
+        }
+        wasi_http_types_incoming_body_drop_own(body);
+    }
+    if (second) {
+        wasi_http_types_incoming_body_drop_own(again);
+    }
+    buf_t text = {0};
+    if (!buf_append_str(&text, "first-consume: ") || !buf_append_str(&text, ok_err(first)) ||
+        !buf_append_str(&text, "\nsecond-consume: ") || !buf_append_str(&text, ok_err(second)) ||
+        !buf_append_str(&text, "\nsecond-stream: ") || !buf_append_str(&text, second_stream) ||
+        !buf_append_str(&text, "\n")) {
+        buf_free(&text);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, text.ptr, text.len);
+    buf_free(&text);
+}
+
+static void finish_live_stream(own_response_outparam_t out) {
+    hdrs_t h = {0};
+    out_body_t ob;
+    if (!start_response(out, 200, &h, &ob)) {
+        return;
+    }
+    /* ob.stream is deliberately still open. */
+    wasi_http_types_error_code_t err;
+    (void)wasi_http_types_static_outgoing_body_finish(ob.body, NULL, &err);
+}
+
 static void busy_loop(void) {
     volatile uint64_t counter = 0;
     for (;;) {
@@ -240,6 +293,10 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
         alloc(response_out);
+    } else if (str_eq(path, len, "/double-consume")) {
+        double_consume(req, response_out);
+    } else if (str_eq(path, len, "/finish-live-stream")) {
+        finish_live_stream(response_out);
     } else {
         respond_text(response_out, 404, "unknown fault\n");
     }

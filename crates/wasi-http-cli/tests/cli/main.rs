@@ -62,6 +62,9 @@ async fn echo_over_the_wire_with_h2_trailers() {
     let req = http::Request::post(url(&server, "/t")).body(body).unwrap();
     let r = send(server.addr, req, true).await.unwrap();
     assert_eq!(r.text(), "abc");
+    // HTTP/2: the authority comes from the request URI.
+    assert_eq!(r.header("x-echo-authority"), server.addr.to_string());
+    assert_eq!(r.header("x-echo-method"), "POST");
     assert_eq!(
         r.trailers.expect("trailers").get("x-trailer").unwrap(),
         "t1"
@@ -100,6 +103,8 @@ async fn every_fault_gets_a_response_and_the_server_keeps_serving() {
         ("/alloc", Some(200)),
         ("/huge-headers", Some(200)),
         ("/invalid-header", Some(200)),
+        ("/double-consume", Some(200)),
+        ("/finish-live-stream", None),
     ];
     for (path, expected) in cases {
         let start = Instant::now();

@@ -133,3 +133,18 @@ async fn unbounded_allocation_hits_the_memory_cap() {
     }
     still_serving(&svc).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_misuse_is_an_error_result_or_a_trap() {
+    let svc = service("fault");
+    // A second consume and a second stream are `err` results, as the WIT says.
+    let r = call_ok(&svc, post("http://localhost/double-consume", &[], "x")).await;
+    assert_eq!(
+        r.text(),
+        "first-consume: ok\nsecond-consume: err\nsecond-stream: err\n"
+    );
+    // Finishing a body whose stream is alive traps the guest; the body is aborted.
+    let r = call(&svc, get("http://localhost/finish-live-stream", &[])).await;
+    assert!(r.is_err(), "{r:?}");
+    still_serving(&svc).await;
+}
