@@ -94,7 +94,7 @@ fi
 # ---------------------------------------------------------------- bindings --
 
 rm -rf "$gen/bindings"
-if ! bindgen_log="$(wit-bindgen c "$wit_dir" --world proxy --out-dir "$gen/bindings" 2>&1)"; then
+if ! bindgen_log="$(wit-bindgen c "$wit_dir" --world proxy --features informational-outbound-responses --out-dir "$gen/bindings" 2>&1)"; then
     log "$bindgen_log"
     die "wit-bindgen failed"
 fi

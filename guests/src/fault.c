@@ -17,6 +17,8 @@
  *                    reports the results (the WIT says: err the second time)
  *   /finish-live-stream  finishes the response body while its stream is
  *                    still alive (host should trap; the body is aborted)
+ *   /informational   response-outparam.send-informational(103), then 200 with
+ *                    body "informational: <ok|error-code name>\n"
  *   anything else    404 "unknown fault\n"
  */
 #include "common.h"
@@ -216,6 +218,30 @@ static void finish_live_stream(own_response_outparam_t out) {
     (void)wasi_http_types_static_outgoing_body_finish(ob.body, NULL, &err);
 }
 
+static void informational(own_response_outparam_t out) {
+    wasi_http_types_own_headers_t hints = wasi_http_types_constructor_fields();
+    wasi_http_types_error_code_t err;
+    const char *result = "ok";
+    if (!wasi_http_types_method_response_outparam_send_informational(
+            wasi_http_types_borrow_response_outparam(out), 103, hints, &err)) {
+        result = error_code_name(&err);
+    }
+    buf_t text = {0};
+    bool built = buf_append_str(&text, "informational: ") && buf_append_str(&text, result) &&
+                 buf_append_str(&text, "\n");
+    if (result != NULL && strcmp(result, "ok") != 0) {
+        wasi_http_types_error_code_free(&err);
+    }
+    if (!built) {
+        buf_free(&text);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, text.ptr, text.len);
+    buf_free(&text);
+}
+
 static void busy_loop(void) {
     volatile uint64_t counter = 0;
     for (;;) {
@@ -293,6 +319,8 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
         alloc(response_out);
+    } else if (str_eq(path, len, "/informational")) {
+        informational(response_out);
     } else if (str_eq(path, len, "/double-consume")) {
         double_consume(req, response_out);
     } else if (str_eq(path, len, "/finish-live-stream")) {

@@ -148,3 +148,13 @@ async fn resource_misuse_is_an_error_result_or_a_trap() {
     assert!(r.is_err(), "{r:?}");
     still_serving(&svc).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_informational_is_an_error_not_a_trap() {
+    let svc = service("fault");
+    let r = call_ok(&svc, get("http://localhost/informational", &[])).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "informational: internal-error\n")
+    );
+}
