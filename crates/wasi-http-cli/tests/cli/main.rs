@@ -172,6 +172,33 @@ async fn slow_reader_keeps_server_memory_bounded() {
         total += frame.unwrap().data_ref().map_or(0, |d| d.len());
     }
     assert_eq!(total, size);
+
+    // A client that goes away mid-body: the guest sees a closed stream, not a trap.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let response = sender
+        .send_request(get(&url(&server, "/"), &[("x-echo-generate", "67108864")]))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let _ = body.frame().await;
+    drop(body);
+    drop(sender);
+    conn.abort();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = send(server.addr, get(&url(&server, "/"), &[]), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let log = server.stderr();
+    assert!(
+        !log.contains("trapped"),
+        "an early client drop must not trap the guest:\n{log}"
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
