@@ -26,6 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Responds 200 with `text` if it was built completely, else internal-error;
+ * frees `text` either way. */
+static void respond_built(own_response_outparam_t out, buf_t *text, bool built) {
+    if (!built) {
+        buf_free(text);
+        respond_error(out, "guest: out of memory");
+        return;
+    }
+    hdrs_t h = {0};
+    respond(out, 200, &h, text->ptr, text->len);
+    buf_free(text);
+}
+
 static void trap_after(own_response_outparam_t out) {
     hdrs_t h = {0};
     out_body_t ob;
@@ -100,16 +113,10 @@ static void huge_headers(own_response_outparam_t out) {
     wasi_http_types_fields_drop_own(f);
 
     buf_t body = {0};
-    if (!buf_append_str(&body, "stopped after ") || !buf_append_u64(&body, i) ||
-        !buf_append_str(&body, ": ") || !buf_append_str(&body, result) ||
-        !buf_append_str(&body, "\n")) {
-        buf_free(&body);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, body.ptr, body.len);
-    buf_free(&body);
+    bool built = buf_append_str(&body, "stopped after ") && buf_append_u64(&body, i) &&
+                 buf_append_str(&body, ": ") && buf_append_str(&body, result) &&
+                 buf_append_str(&body, "\n");
+    respond_built(out, &body, built);
 }
 
 static bool try_append(buf_t *body, wasi_http_types_borrow_fields_t f, const char *label,
@@ -134,14 +141,7 @@ static void invalid_header(own_response_outparam_t out) {
               try_append(&body, fb, "forbidden", "connection", "close") &&
               try_append(&body, fb, "good", "x-good", "fine");
     wasi_http_types_fields_drop_own(f);
-    if (!ok) {
-        buf_free(&body);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, body.ptr, body.len);
-    buf_free(&body);
+    respond_built(out, &body, ok);
 }
 
 static void immutable(wasi_http_types_borrow_incoming_request_t req,
@@ -158,15 +158,9 @@ static void immutable(wasi_http_types_borrow_incoming_request_t req,
     }
     wasi_http_types_fields_drop_own(headers);
     buf_t body = {0};
-    if (!buf_append_str(&body, "immutable-set: ") || !buf_append_str(&body, result) ||
-        !buf_append_str(&body, "\n")) {
-        buf_free(&body);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, body.ptr, body.len);
-    buf_free(&body);
+    bool built = buf_append_str(&body, "immutable-set: ") && buf_append_str(&body, result) &&
+                 buf_append_str(&body, "\n");
+    respond_built(out, &body, built);
 }
 
 static const char *ok_err(bool ok) { return ok ? "ok" : "err"; }
@@ -194,17 +188,12 @@ static void double_consume(wasi_http_types_borrow_incoming_request_t req,
         wasi_http_types_incoming_body_drop_own(again);
     }
     buf_t text = {0};
-    if (!buf_append_str(&text, "first-consume: ") || !buf_append_str(&text, ok_err(first)) ||
-        !buf_append_str(&text, "\nsecond-consume: ") || !buf_append_str(&text, ok_err(second)) ||
-        !buf_append_str(&text, "\nsecond-stream: ") || !buf_append_str(&text, second_stream) ||
-        !buf_append_str(&text, "\n")) {
-        buf_free(&text);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, text.ptr, text.len);
-    buf_free(&text);
+    bool built = buf_append_str(&text, "first-consume: ") && buf_append_str(&text, ok_err(first)) &&
+                 buf_append_str(&text, "\nsecond-consume: ") &&
+                 buf_append_str(&text, ok_err(second)) &&
+                 buf_append_str(&text, "\nsecond-stream: ") &&
+                 buf_append_str(&text, second_stream) && buf_append_str(&text, "\n");
+    respond_built(out, &text, built);
 }
 
 static void finish_live_stream(own_response_outparam_t out) {
@@ -232,14 +221,7 @@ static void informational(own_response_outparam_t out) {
     if (result != NULL && strcmp(result, "ok") != 0) {
         wasi_http_types_error_code_free(&err);
     }
-    if (!built) {
-        buf_free(&text);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, text.ptr, text.len);
-    buf_free(&text);
+    respond_built(out, &text, built);
 }
 
 static void busy_loop(void) {
@@ -273,15 +255,9 @@ static void alloc(own_response_outparam_t out) {
         head = next;
     }
     buf_t body = {0};
-    if (!buf_append_str(&body, "allocated ") || !buf_append_u64(&body, n) ||
-        !buf_append_str(&body, " MiB\n")) {
-        buf_free(&body);
-        respond_error(out, "guest: out of memory");
-        return;
-    }
-    hdrs_t h = {0};
-    respond(out, 200, &h, body.ptr, body.len);
-    buf_free(&body);
+    bool built = buf_append_str(&body, "allocated ") && buf_append_u64(&body, n) &&
+                 buf_append_str(&body, " MiB\n");
+    respond_built(out, &body, built);
 }
 
 void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
