@@ -17,6 +17,7 @@
  *                    reports the results (the WIT says: err the second time)
  *   /finish-live-stream  finishes the response body while its stream is
  *                    still alive (host should trap; the body is aborted)
+ *   /denied          sets the response-outparam to err(HTTP-request-denied)
  *   /informational   response-outparam.send-informational(103), then 200 with
  *                    body "informational: <ok|error-code name>\n"
  *   anything else    404 "unknown fault\n"
@@ -224,6 +225,14 @@ static void informational(own_response_outparam_t out) {
     respond_built(out, &text, built);
 }
 
+static void denied(own_response_outparam_t out) {
+    wasi_http_types_result_own_outgoing_response_error_code_t r;
+    memset(&r, 0, sizeof(r));
+    r.is_err = true;
+    r.val.err.tag = WASI_HTTP_TYPES_ERROR_CODE_HTTP_REQUEST_DENIED;
+    wasi_http_types_static_response_outparam_set(out, &r);
+}
+
 static void busy_loop(void) {
     volatile uint64_t counter = 0;
     for (;;) {
@@ -295,6 +304,8 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
         alloc(response_out);
+    } else if (str_eq(path, len, "/denied")) {
+        denied(response_out);
     } else if (str_eq(path, len, "/informational")) {
         informational(response_out);
     } else if (str_eq(path, len, "/double-consume")) {

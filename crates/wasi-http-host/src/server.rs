@@ -421,7 +421,7 @@ impl ProxyService {
         };
         let pre = self.inner.pre.clone();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let result = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -443,24 +443,20 @@ impl ProxyService {
         });
         match receiver.await {
             Ok(response) => response,
-            Err(err) => {
-                // The guest task has ended or is ending; its error says why.
-                let cause = tokio::time::timeout(Duration::from_secs(1), trap_rx).await;
-                let trap = match cause {
-                    Ok(Ok(e)) => Some(e),
-                    _ => None,
-                };
-                drop(task);
-                match (&err, trap) {
-                    (_, Some(trap)) if is_interrupt(&trap) && timeout.is_some() => {
+            // Answered at once: the guest may still be running after `set`.
+            Err(GuestResponseError::ErrorCode(code)) => {
+                tracing::warn!(error = %ErrorCodeError(code.clone()), "guest responded with an error code");
+                error_response(crate::error_code::status_for(&code))
+            }
+            Err(GuestResponseError::NotSet) => {
+                // The outparam is gone, almost always because the guest's call ended;
+                // its error (if any) says which status fits.
+                match tokio::time::timeout(Duration::from_secs(1), trap_rx).await {
+                    Ok(Ok(trap)) if is_interrupt(&trap) && timeout.is_some() => {
                         error_response(http::StatusCode::GATEWAY_TIMEOUT)
                     }
-                    (_, Some(_)) => error_response(http::StatusCode::INTERNAL_SERVER_ERROR),
-                    (GuestResponseError::ErrorCode(code), None) => {
-                        tracing::warn!(error = %ErrorCodeError(code.clone()), "guest responded with an error code");
-                        error_response(crate::error_code::status_for(code))
-                    }
-                    (GuestResponseError::NotSet, None) => {
+                    Ok(Ok(_)) => error_response(http::StatusCode::INTERNAL_SERVER_ERROR),
+                    _ => {
                         tracing::error!("guest returned without setting a response");
                         error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
                     }

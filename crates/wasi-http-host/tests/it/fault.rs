@@ -154,3 +154,13 @@ async fn send_informational_is_an_error_not_a_trap() {
         (200, "informational: internal-error\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_error_code_maps_to_a_status_without_detail() {
+    let svc = service("fault");
+    let r = call_ok(&svc, get("http://localhost/denied", &[])).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (403, "403 Forbidden\n")
+    );
+}
