@@ -18,6 +18,7 @@
  *   /finish-live-stream  finishes the response body while its stream is
  *                    still alive (host should trap; the body is aborted)
  *   /denied          sets the response-outparam to err(HTTP-request-denied)
+ *   /leak-fields     creates fields resources forever without dropping them
  *   /informational   response-outparam.send-informational(103), then 200 with
  *                    body "informational: <ok|error-code name>\n"
  *   anything else    404 "unknown fault\n"
@@ -233,6 +234,12 @@ static void denied(own_response_outparam_t out) {
     wasi_http_types_static_response_outparam_set(out, &r);
 }
 
+static void leak_fields(void) {
+    for (;;) {
+        (void)wasi_http_types_constructor_fields();
+    }
+}
+
 static void busy_loop(void) {
     volatile uint64_t counter = 0;
     for (;;) {
@@ -304,6 +311,8 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
         alloc(response_out);
+    } else if (str_eq(path, len, "/leak-fields")) {
+        leak_fields();
     } else if (str_eq(path, len, "/denied")) {
         denied(response_out);
     } else if (str_eq(path, len, "/informational")) {

@@ -41,6 +41,9 @@ struct ServeArgs {
     /// Most concurrent instances (pooling allocator slots).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// Most resources (fields, bodies, streams, ...) one instance may hold at once.
+    #[arg(long, default_value_t = 4096)]
+    max_resources: usize,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
@@ -123,6 +126,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         let mut config = ServiceConfig::default();
         config.max_memory_bytes = Some(args.max_memory);
+        config.max_resources = args.max_resources;
         config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
         let service = ProxyService::new(&engine, &component, config)?;
 

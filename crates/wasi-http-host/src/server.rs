@@ -218,6 +218,10 @@ pub struct ServiceConfig {
     pub request_timeout: Option<Duration>,
     /// Let guests print to the host's stdout and stderr.
     pub inherit_stdio: bool,
+    /// Most resources (fields, bodies, streams, pollables, ...) one instance may
+    /// hold at once; past it the guest traps. Bounds the host memory a guest can pin
+    /// through handles (wasmtime's own default is a million). Default: 4096.
+    pub max_resources: usize,
 }
 
 impl Default for ServiceConfig {
@@ -228,6 +232,7 @@ impl Default for ServiceConfig {
             max_memory_bytes: None,
             request_timeout: None,
             inherit_stdio: true,
+            max_resources: 4096,
         }
     }
 }
@@ -370,6 +375,7 @@ impl ProxyService {
         }
         let http = WasiHttpCtx::new(config.limits.clone(), config.hooks.clone());
         let mut state = ProxyState::new(wasi.build(), http);
+        state.table.set_max_capacity(config.max_resources);
         if let Some(max) = config.max_memory_bytes {
             state.limits = StoreLimitsBuilder::new().memory_size(max).build();
         }

@@ -164,3 +164,11 @@ async fn guest_error_code_maps_to_a_status_without_detail() {
         (403, "403 Forbidden\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaking_handles_hits_the_resource_limit() {
+    let svc = service("fault");
+    let r = call_ok(&svc, get("http://localhost/leak-fields", &[])).await;
+    assert_eq!(r.status, 500);
+    still_serving(&svc).await;
+}
