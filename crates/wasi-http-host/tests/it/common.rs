@@ -58,6 +58,11 @@ pub fn service_with(name: &str, config: ServiceConfig) -> ProxyService {
 pub fn service_trusting(name: &str, roots: rustls::RootCertStore) -> ProxyService {
     let mut client = ClientConfig::default();
     client.tls = Some(wasi_http_host::tls_config_with_roots(roots).expect("tls"));
+    service_with_client(name, client)
+}
+
+/// A service whose outgoing requests use a client with `client` settings.
+pub fn service_with_client(name: &str, client: ClientConfig) -> ProxyService {
     let mut config = config();
     config.hooks = Arc::new(DefaultHooks::new(Client::new(client)));
     service_with(name, config)

@@ -6,5 +6,6 @@ mod fault;
 mod guests_fresh;
 mod linking;
 mod outbound;
+mod pool;
 mod proxy;
 mod sync_api;

@@ -4,6 +4,8 @@
 //! The client sits behind [`WasiHttpHooks::send_request`](crate::WasiHttpHooks), so
 //! an embedder (or a later pooled client) replaces it without touching the types.
 
+mod pool;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,6 +20,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
+use self::pool::{Pool, PoolKey, PooledBody, Sender};
 use crate::body::HostBody;
 use crate::error_code::{self, ErrorCode, ErrorCodeError, HttpError};
 use crate::request::{HostOutgoingRequest, HostRequestOptions};
@@ -83,8 +86,13 @@ pub struct ClientConfig {
     pub first_byte_timeout: Duration,
     /// Between two frames of the response body. Default: 60 s.
     pub between_bytes_timeout: Duration,
-    /// TLS settings for `https`; `None` means rustls with the webpki roots.
+    /// TLS settings for `https`; `None` means rustls with the webpki roots. Offer
+    /// `h2` by ALPN to use HTTP/2 with servers that support it.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// How long an idle keep-alive connection is kept for reuse. Default: 90 s.
+    pub pool_idle_timeout: Duration,
+    /// Most idle HTTP/1.1 connections kept per destination. Default: 32.
+    pub pool_max_idle_per_host: usize,
 }
 
 impl Default for ClientConfig {
@@ -94,6 +102,8 @@ impl Default for ClientConfig {
             first_byte_timeout: Duration::from_secs(60),
             between_bytes_timeout: Duration::from_secs(60),
             tls: None,
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 32,
         }
     }
 }
@@ -107,6 +117,7 @@ pub struct Client {
 struct ClientInner {
     config: ClientConfig,
     tls: Option<tokio_rustls::TlsConnector>,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -123,7 +134,7 @@ impl Default for Client {
     }
 }
 
-/// rustls with the webpki roots, HTTP/1.1 by ALPN.
+/// rustls with the webpki roots, offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -131,7 +142,7 @@ pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> 
     tls_config_with_roots(roots)
 }
 
-/// rustls (ring provider) trusting exactly `roots`, HTTP/1.1 by ALPN.
+/// rustls (ring provider) trusting exactly `roots`, offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn tls_config_with_roots(
     roots: rustls::RootCertStore,
 ) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
@@ -140,7 +151,7 @@ pub fn tls_config_with_roots(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -160,8 +171,12 @@ impl Client {
                 None
             }
         };
+        let pool = Arc::new(Pool::new(
+            config.pool_idle_timeout,
+            config.pool_max_idle_per_host,
+        ));
         Client {
-            inner: Arc::new(ClientInner { config, tls }),
+            inner: Arc::new(ClientInner { config, tls, pool }),
         }
     }
 
@@ -180,7 +195,7 @@ impl Client {
 impl ClientInner {
     async fn send(&self, req: OutgoingRequest) -> Result<IncomingResponse, ErrorCode> {
         let OutgoingRequest {
-            mut request,
+            request,
             connect_timeout,
             first_byte_timeout,
             between_bytes_timeout,
@@ -203,48 +218,177 @@ impl ClientInner {
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let host = authority.host();
 
-        let connect = async {
-            let addrs = resolve(host, port).await?;
-            let tcp = connect_any(&addrs).await?;
-            let _ = tcp.set_nodelay(true);
-            Ok::<_, ErrorCode>(tcp)
+        let key = PoolKey {
+            tls,
+            host: host.to_ascii_lowercase(),
+            port,
         };
-        let tcp = tokio::time::timeout(connect_timeout, connect)
-            .await
-            .map_err(|_| ErrorCode::ConnectionTimeout)??;
-
-        // Origin-form target; the authority travels in `Host`.
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .filter(|p| !p.is_empty())
-            .unwrap_or("/");
-        *request.uri_mut() = path.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        let host_value = http::HeaderValue::from_str(authority.as_str())
-            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        request.headers_mut().insert(http::header::HOST, host_value);
-
-        let send = async {
-            if tls {
-                let name = server_name(host)?;
-                let connector = self.tls.as_ref().ok_or(ErrorCode::ConfigurationError)?;
-                let stream = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+        let (sender, reused) = match self.pool.checkout(&key).await {
+            Some(sender) => (sender, true),
+            None => (self.connect(&key, host, connect_timeout).await?, false),
+        };
+        let exchange = |sender, request| {
+            tokio::time::timeout(first_byte_timeout, self.exchange(sender, &key, request))
+        };
+        let response = match exchange(sender, request).await {
+            Err(_) => return Err(ErrorCode::HttpResponseTimeout),
+            Ok(Ok(response)) => response,
+            // A pooled connection the peer closed while idle: the request never left,
+            // so it is safe to send it again on a new connection.
+            Ok(Err(ExchangeError::NotSent(_, request))) if reused => {
+                let sender = self.connect(&key, host, connect_timeout).await?;
+                exchange(sender, *request)
                     .await
-                    .map_err(|_| ErrorCode::ConnectionTimeout)?
-                    .map_err(|e| error_code::from_io_error(&e))?;
-                exchange(stream, request).await
-            } else {
-                exchange(tcp, request).await
+                    .map_err(|_| ErrorCode::HttpResponseTimeout)?
+                    .map_err(ExchangeError::into_code)?
             }
+            Ok(Err(e)) => return Err(e.into_code()),
         };
-        let response = tokio::time::timeout(first_byte_timeout, send)
-            .await
-            .map_err(|_| ErrorCode::HttpResponseTimeout)??;
+        tracing::debug!(
+            destination = %authority,
+            status = response.status().as_u16(),
+            reused,
+            "outgoing response"
+        );
         Ok(IncomingResponse {
             response,
             between_bytes_timeout: Some(between_bytes_timeout),
         })
     }
+
+    /// A new connection (DNS, TCP, TLS, HTTP handshake) within `limit`.
+    async fn connect(
+        &self,
+        key: &PoolKey,
+        host: &str,
+        limit: Duration,
+    ) -> Result<Sender, ErrorCode> {
+        let connect = async {
+            let addrs = resolve(host, key.port).await?;
+            let tcp = connect_any(&addrs).await?;
+            let _ = tcp.set_nodelay(true);
+            if !key.tls {
+                return handshake_h1(tcp).await;
+            }
+            let name = server_name(host)?;
+            let connector = self.tls.as_ref().ok_or(ErrorCode::ConfigurationError)?;
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| error_code::from_io_error(&e))?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let sender = handshake_h2(stream).await?;
+                self.pool.put_h2(key, sender.clone());
+                Ok(Sender::H2(sender))
+            } else {
+                handshake_h1(stream).await
+            }
+        };
+        tokio::time::timeout(limit, connect)
+            .await
+            .map_err(|_| ErrorCode::ConnectionTimeout)?
+    }
+
+    /// Sends `request` (absolute URI) on `sender` and waits for the response head.
+    async fn exchange(
+        &self,
+        sender: Sender,
+        key: &PoolKey,
+        mut request: http::Request<HostBody>,
+    ) -> Result<http::Response<HostBody>, ExchangeError> {
+        let (mut parts, body) = match sender {
+            Sender::H1(mut sender) => {
+                // Origin-form target; the authority travels in `Host`.
+                let uri = request.uri().clone();
+                let path = uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("/");
+                let invalid = || ExchangeError::Failed(ErrorCode::HttpRequestUriInvalid);
+                *request.uri_mut() = path.parse().map_err(|_| invalid())?;
+                let authority = uri.authority().ok_or_else(invalid)?;
+                let host =
+                    http::HeaderValue::from_str(authority.as_str()).map_err(|_| invalid())?;
+                request.headers_mut().insert(http::header::HOST, host);
+                let response = sender.try_send_request(request).await.map_err(|mut e| {
+                    let code = error_code::from_hyper_response_error(e.error());
+                    match e.take_message() {
+                        Some(request) => ExchangeError::NotSent(code, Box::new(request)),
+                        None => ExchangeError::Failed(code),
+                    }
+                })?;
+                let (parts, body) = response.into_parts();
+                let body = PooledBody::new(body, self.pool.clone(), key.clone(), sender);
+                (parts, body.boxed_unsync())
+            }
+            Sender::H2(mut sender) => {
+                // HTTP/2 carries the authority in `:authority`, from the absolute URI.
+                request.headers_mut().remove(http::header::HOST);
+                let response = sender.send_request(request).await.map_err(|e| {
+                    ExchangeError::Failed(error_code::from_hyper_response_error(&e))
+                })?;
+                let (parts, body) = response.into_parts();
+                let body =
+                    body.map_err(|e| ErrorCodeError(error_code::from_hyper_response_error(&e)));
+                (parts, body.boxed_unsync())
+            }
+        };
+        strip_connection_headers(&mut parts.headers);
+        dedupe_content_length(&mut parts.headers).map_err(ExchangeError::Failed)?;
+        Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+/// Why an exchange failed, keeping the request when it was never sent.
+enum ExchangeError {
+    Failed(ErrorCode),
+    NotSent(ErrorCode, Box<http::Request<HostBody>>),
+}
+
+impl ExchangeError {
+    fn into_code(self) -> ErrorCode {
+        match self {
+            ExchangeError::Failed(code) | ExchangeError::NotSent(code, _) => code,
+        }
+    }
+}
+
+async fn handshake_h1<S>(io: S) -> Result<Sender, ErrorCode>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| error_code::from_hyper_response_error(&e))?;
+    // The connection task ends when the pool (or the last response body) drops the
+    // sender, or when the peer closes.
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "outgoing HTTP/1.1 connection ended with an error");
+        }
+    });
+    Ok(Sender::H1(sender))
+}
+
+async fn handshake_h2<S>(
+    io: S,
+) -> Result<hyper::client::conn::http2::SendRequest<HostBody>, ErrorCode>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| error_code::from_hyper_response_error(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "outgoing HTTP/2 connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 /// Resolves a host. Names under `.invalid` never resolve (RFC 6761 §6.4), so they fail
@@ -289,38 +433,6 @@ fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, Err
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     rustls::pki_types::ServerName::try_from(bare.to_owned())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)
-}
-
-/// One request over a fresh HTTP/1.1 connection.
-async fn exchange<S>(
-    stream: S,
-    request: http::Request<HostBody>,
-) -> Result<http::Response<HostBody>, ErrorCode>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| error_code::from_hyper_response_error(&e))?;
-    // The connection task ends when the response body is done or dropped, since the
-    // sender is dropped right after the response head arrives.
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "outgoing connection ended with an error");
-        }
-    });
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| error_code::from_hyper_response_error(&e))?;
-    let (mut parts, body) = response.into_parts();
-    strip_connection_headers(&mut parts.headers);
-    dedupe_content_length(&mut parts.headers)?;
-    let body = body
-        .map_err(|e| ErrorCodeError(error_code::from_hyper_response_error(&e)))
-        .boxed_unsync();
-    Ok(http::Response::from_parts(parts, body))
 }
 
 /// Headers about the connection, which the host manages, are not the guest's business.

@@ -1,0 +1,171 @@
+//! Keep-alive connection reuse for the default client.
+//!
+//! HTTP/1.1 connections go back to the pool only after their response body was read to
+//! the end; a body dropped early (or failed) takes its connection with it, so a guest
+//! can never hand the next request a connection with unread bytes on it. An HTTP/2
+//! connection is shared by all requests to its destination while it stays open.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::client::conn::{http1, http2};
+
+use crate::body::HostBody;
+use crate::error_code::{self, ErrorCodeError};
+
+/// A destination: connections are only ever shared between requests with equal keys,
+/// and a pool belongs to one client (one TLS configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+/// A connection ready for a request.
+pub(crate) enum Sender {
+    H1(http1::SendRequest<HostBody>),
+    H2(http2::SendRequest<HostBody>),
+}
+
+#[derive(Default)]
+struct HostConns {
+    idle: Vec<(http1::SendRequest<HostBody>, Instant)>,
+    h2: Option<http2::SendRequest<HostBody>>,
+}
+
+pub(crate) struct Pool {
+    hosts: Mutex<HashMap<PoolKey, HostConns>>,
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pool {
+    pub(crate) fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Self {
+        Pool {
+            hosts: Mutex::new(HashMap::new()),
+            idle_timeout,
+            max_idle_per_host,
+        }
+    }
+
+    /// A pooled connection to `key`, if one is open and usable.
+    pub(crate) async fn checkout(&self, key: &PoolKey) -> Option<Sender> {
+        loop {
+            let candidate = {
+                let mut hosts = lock(&self.hosts);
+                let conns = hosts.get_mut(key)?;
+                if let Some(h2) = &conns.h2 {
+                    if !h2.is_closed() {
+                        return Some(Sender::H2(h2.clone()));
+                    }
+                    conns.h2 = None;
+                }
+                let now = Instant::now();
+                conns
+                    .idle
+                    .retain(|(s, since)| !s.is_closed() && now - *since < self.idle_timeout);
+                conns.idle.pop()?.0
+            };
+            let mut sender = candidate;
+            // A connection whose previous exchange is done becomes ready at once; one
+            // that is not is dropped rather than waited for.
+            match tokio::time::timeout(Duration::from_millis(1), sender.ready()).await {
+                Ok(Ok(())) => return Some(Sender::H1(sender)),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Shares a new HTTP/2 connection for later requests to `key`.
+    pub(crate) fn put_h2(&self, key: &PoolKey, sender: http2::SendRequest<HostBody>) {
+        lock(&self.hosts).entry(key.clone()).or_default().h2 = Some(sender);
+    }
+
+    /// Returns an HTTP/1.1 connection whose response was read completely.
+    fn put_idle(&self, key: PoolKey, sender: http1::SendRequest<HostBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut hosts = lock(&self.hosts);
+        let conns = hosts.entry(key).or_default();
+        let now = Instant::now();
+        conns
+            .idle
+            .retain(|(s, since)| !s.is_closed() && now - *since < self.idle_timeout);
+        if conns.idle.len() < self.max_idle_per_host {
+            conns.idle.push((sender, now));
+        }
+    }
+
+    /// Number of idle HTTP/1.1 connections (for tests and metrics).
+    #[allow(dead_code)]
+    pub(crate) fn idle_count(&self) -> usize {
+        lock(&self.hosts).values().map(|c| c.idle.len()).sum()
+    }
+}
+
+/// An HTTP/1.1 response body that returns its connection to the pool at its end.
+pub(crate) struct PooledBody {
+    inner: hyper::body::Incoming,
+    ret: Option<(Arc<Pool>, PoolKey, http1::SendRequest<HostBody>)>,
+}
+
+impl PooledBody {
+    pub(crate) fn new(
+        inner: hyper::body::Incoming,
+        pool: Arc<Pool>,
+        key: PoolKey,
+        sender: http1::SendRequest<HostBody>,
+    ) -> Self {
+        PooledBody {
+            inner,
+            ret: Some((pool, key, sender)),
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = ErrorCodeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCodeError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(None) => {
+                if let Some((pool, key, sender)) = self.ret.take() {
+                    pool.put_idle(key, sender);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // The connection is broken; let it go.
+                self.ret = None;
+                Poll::Ready(Some(Err(ErrorCodeError(
+                    error_code::from_hyper_response_error(&e),
+                ))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,148 @@
+//! The default client's connection pool and HTTP/2 (issue 3).
+
+use std::time::Duration;
+
+use test_support::{Origin, TestTls};
+use wasi_http_host::ClientConfig;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_requests_reuse_a_handful_of_connections() {
+    let origin = Origin::echo(None).await;
+    // One service = one client = one pool, shared by every instance.
+    let svc = service("client");
+    for i in 0..1000 {
+        let r = call_ok(
+            &svc,
+            get("http://localhost/", &[("x-url", &origin.url("/p"))]),
+        )
+        .await;
+        assert_eq!(r.header("x-status"), "200", "request {i}: {}", r.text());
+    }
+    let opened = origin.accepted();
+    assert!(
+        opened <= 2,
+        "1000 sequential requests opened {opened} connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_dropped_early_does_not_poison_the_pool() {
+    let origin = Origin::start(
+        None,
+        |req: http::Request<hyper::body::Incoming>| async move {
+            let big = req.uri().path() == "/big";
+            let body = if big {
+                vec![7u8; 4 << 20]
+            } else {
+                b"small".to_vec()
+            };
+            http::Response::new(test_support::full(body))
+        },
+    )
+    .await;
+    let svc = service("client");
+    let r = call_ok(
+        &svc,
+        get("http://localhost/", &[("x-url", &origin.url("/small"))]),
+    )
+    .await;
+    assert_eq!(r.text(), "small");
+    let r = call_ok(
+        &svc,
+        get(
+            "http://localhost/",
+            &[("x-url", &origin.url("/big")), ("x-drop-body-early", "1")],
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), "dropped\n");
+    // The connection with unread bytes was discarded, not reused.
+    for _ in 0..5 {
+        let r = call_ok(
+            &svc,
+            get("http://localhost/", &[("x-url", &origin.url("/small"))]),
+        )
+        .await;
+        assert_eq!((r.header("x-status"), r.text().as_str()), ("200", "small"));
+    }
+    assert_eq!(
+        origin.accepted(),
+        2,
+        "one connection before the drop, one after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_expire() {
+    let origin = Origin::echo(None).await;
+    let mut client = ClientConfig::default();
+    client.pool_idle_timeout = Duration::from_millis(200);
+    let svc = service_with_client("client", client);
+    let fetch = || {
+        call_ok(
+            &svc,
+            get("http://localhost/", &[("x-url", &origin.url("/"))]),
+        )
+    };
+    fetch().await;
+    fetch().await;
+    assert_eq!(origin.accepted(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fetch().await;
+    assert_eq!(
+        origin.accepted(),
+        2,
+        "an expired idle connection is not reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_by_alpn_multiplexes_one_connection() {
+    let tls = TestTls::new();
+    let origin = Origin::echo(Some(tls.server.clone())).await;
+    let svc = service_trusting("client", tls.roots());
+    let url = format!("https://localhost:{}/h2", origin.addr.port());
+    for _ in 0..20 {
+        let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+        assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
+        assert_eq!(r.header("x-resp-x-origin-path"), "/h2");
+    }
+    let r = call_ok(
+        &svc,
+        get(
+            "http://localhost/",
+            &[("x-url", &url), ("x-concurrent", "16")],
+        ),
+    )
+    .await;
+    let expected: String = (0..16).map(|i| format!("{i} 200\n")).collect();
+    assert_eq!(r.text(), expected);
+    assert_eq!(
+        origin.accepted(),
+        1,
+        "all requests share one HTTP/2 connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_closing_kept_alive_connections_is_not_an_error() {
+    // Answers as if keeping the connection alive, then closes it: the pooled
+    // connection is dead by the next request, which must go out on a new one.
+    let origin =
+        test_support::RawServer::respond(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+    let svc = service("client");
+    for i in 0..20 {
+        let r = call_ok(
+            &svc,
+            get("http://localhost/", &[("x-url", &origin.url("/"))]),
+        )
+        .await;
+        assert_eq!(
+            (r.header("x-status"), r.text().as_str()),
+            ("200", "ok"),
+            "request {i}"
+        );
+    }
+}
