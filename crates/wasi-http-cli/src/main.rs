@@ -44,6 +44,28 @@ struct ServeArgs {
     /// Most resources (fields, bodies, streams, ...) one instance may hold at once.
     #[arg(long, default_value_t = 4096)]
     max_resources: usize,
+    /// Allow outgoing requests only to these destinations (repeatable):
+    /// `[http[s]://]host[:port]`, `*.domain`, `*`, or an IP network in CIDR form.
+    /// Without it, any destination outside the blocked networks.
+    #[arg(long = "allow-outbound", value_name = "RULE")]
+    allow_outbound: Vec<wasi_http_host::DestinationRule>,
+    /// Allow outgoing requests to this network even though it is blocked
+    /// (repeatable), e.g. `127.0.0.1/32` for a sidecar on loopback.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_network: Vec<ipnet::IpNet>,
+    /// Also block this network for outgoing requests (repeatable). Loopback,
+    /// private, link-local, CGNAT and unique-local networks are blocked by default.
+    #[arg(long = "block-network", value_name = "CIDR")]
+    block_network: Vec<ipnet::IpNet>,
+    /// Outgoing connect timeout (DNS + TCP + TLS) when the guest sets none.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Outgoing wait for the response head when the guest sets none.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    first_byte_timeout: Duration,
+    /// Outgoing wait between response body frames when the guest sets none.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    between_bytes_timeout: Duration,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
@@ -124,7 +146,19 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .map_err(anyhow::Error::from)
                 .context("compiling the embedded demo component")?,
         };
+        let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
+        policy.allow = args.allow_outbound;
+        policy.allow_networks = args.allow_network;
+        policy.block_networks.extend(args.block_network);
+        let mut client = wasi_http_host::ClientConfig::default();
+        client.policy = policy;
+        client.connect_timeout = args.connect_timeout;
+        client.first_byte_timeout = args.first_byte_timeout;
+        client.between_bytes_timeout = args.between_bytes_timeout;
         let mut config = ServiceConfig::default();
+        config.hooks = std::sync::Arc::new(wasi_http_host::DefaultHooks::new(
+            wasi_http_host::Client::new(client),
+        ));
         config.max_memory_bytes = Some(args.max_memory);
         config.max_resources = args.max_resources;
         config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);

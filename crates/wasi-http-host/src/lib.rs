@@ -83,8 +83,9 @@ mod trailers;
 
 pub use body::{boxed, empty, HostBody, HostIncomingBody, HostOutgoingBody};
 pub use client::{
-    default_tls_config, tls_config_with_roots, Client, ClientConfig, HostFutureIncomingResponse,
-    IncomingResponse, OutgoingRequest, ResponseFuture,
+    default_tls_config, tls_config_with_roots, Client, ClientConfig, DestinationRule,
+    HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, ResponseFuture,
+    RuleError, INTERNAL_NETWORKS,
 };
 pub use ctx::{
     DefaultHooks, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,

@@ -217,7 +217,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         http::Response::new(test_support::full("late"))
     })
     .await;
-    let server = ServeProcess::spawn(BIN, &[&guest("client")]);
+    let server = ServeProcess::spawn(BIN, &[&guest("client"), "--allow-network", "127.0.0.1/32"]);
     let addr = server.addr;
     let target = origin.url("/");
     let in_flight = tokio::spawn(async move {
@@ -281,4 +281,56 @@ fn startup_errors_are_clear() {
         "the missing import is named: {err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_destinations_are_blocked_by_default() {
+    let origin = Origin::echo(None).await;
+    let server = ServeProcess::spawn(BIN, &[&guest("client")]);
+    let target = format!("http://localhost:{}/", origin.addr.port());
+    let r = send(
+        server.addr,
+        get(&url(&server, "/"), &[("x-url", &target)]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("x-error"), "destination-IP-prohibited");
+    assert_eq!(origin.accepted(), 0);
+    // The log names the flag that would allow it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.stderr();
+    assert!(log.contains("--allow-network 127.0.0.0/8"), "{log}");
+
+    // An allow-list admits only what it names.
+    let allowed = format!("http://127.0.0.1:{}", origin.addr.port());
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("client"),
+            "--allow-network",
+            "127.0.0.0/8",
+            "--allow-outbound",
+            &allowed,
+        ],
+    );
+    let r = send(
+        server.addr,
+        get(&url(&server, "/"), &[("x-url", &format!("{allowed}/ok"))]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("x-status"), "200");
+    let r = send(
+        server.addr,
+        get(&url(&server, "/"), &[("x-url", &target)]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("x-error"), "HTTP-request-denied");
+
+    let err = test_support::serve_failure(BIN, &["--allow-outbound", "ftp://x"]);
+    assert!(err.contains("scheme must be http or https"), "{err}");
 }

@@ -4,7 +4,10 @@
 //! The client sits behind [`WasiHttpHooks::send_request`](crate::WasiHttpHooks), so
 //! an embedder (or a later pooled client) replaces it without touching the types.
 
+mod policy;
 mod pool;
+
+pub use self::policy::{DestinationRule, OutboundPolicy, RuleError, INTERNAL_NETWORKS};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +96,8 @@ pub struct ClientConfig {
     pub pool_idle_timeout: Duration,
     /// Most idle HTTP/1.1 connections kept per destination. Default: 32.
     pub pool_max_idle_per_host: usize,
+    /// Which destinations requests may reach. Default: any.
+    pub policy: OutboundPolicy,
 }
 
 impl Default for ClientConfig {
@@ -104,6 +109,7 @@ impl Default for ClientConfig {
             tls: None,
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 32,
+            policy: OutboundPolicy::default(),
         }
     }
 }
@@ -218,6 +224,14 @@ impl ClientInner {
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let host = authority.host();
 
+        if !self.config.policy.allows_destination(tls, host, port) {
+            tracing::warn!(
+                destination = %uri,
+                "outbound request denied: destination not in the allow-list \
+                 (ClientConfig.policy.allow; `wasi-http serve --allow-outbound`)"
+            );
+            return Err(ErrorCode::HttpRequestDenied);
+        }
         let key = PoolKey {
             tls,
             host: host.to_ascii_lowercase(),
@@ -264,7 +278,7 @@ impl ClientInner {
         limit: Duration,
     ) -> Result<Sender, ErrorCode> {
         let connect = async {
-            let addrs = resolve(host, key.port).await?;
+            let addrs = self.permitted(host, resolve(host, key.port).await?)?;
             let tcp = connect_any(&addrs).await?;
             let _ = tcp.set_nodelay(true);
             if !key.tls {
@@ -287,6 +301,33 @@ impl ClientInner {
         tokio::time::timeout(limit, connect)
             .await
             .map_err(|_| ErrorCode::ConnectionTimeout)?
+    }
+
+    /// The resolved addresses the policy lets us connect to; none is an error.
+    fn permitted(&self, host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, ErrorCode> {
+        let mut blocked = None;
+        let permitted: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|addr| match self.config.policy.blocked_network(addr.ip()) {
+                Some(net) => {
+                    blocked = Some((addr.ip(), net));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        match (permitted.is_empty(), blocked) {
+            (true, Some((ip, net))) => {
+                tracing::warn!(
+                    %host, %ip, network = %net,
+                    "outbound request blocked: destination IP is in a blocked network \
+                     (allow it with ClientConfig.policy.allow_networks; \
+                     `wasi-http serve --allow-network {net}`)"
+                );
+                Err(ErrorCode::DestinationIpProhibited)
+            }
+            _ => Ok(permitted),
+        }
     }
 
     /// Sends `request` (absolute URI) on `sender` and waits for the response head.

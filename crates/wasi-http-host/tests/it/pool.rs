@@ -146,3 +146,54 @@ async fn origin_closing_kept_alive_connections_is_not_an_error() {
         );
     }
 }
+
+fn with_policy(policy: wasi_http_host::OutboundPolicy) -> wasi_http_host::ProxyService {
+    let mut client = ClientConfig::default();
+    client.policy = policy;
+    service_with_client("client", client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_list_denies_other_destinations() {
+    let origin = Origin::echo(None).await;
+    let mut policy = wasi_http_host::OutboundPolicy::default();
+    policy.allow.push(
+        format!("http://127.0.0.1:{}", origin.addr.port())
+            .parse()
+            .unwrap(),
+    );
+    let svc = with_policy(policy);
+    let r = call_ok(
+        &svc,
+        get("http://localhost/", &[("x-url", &origin.url("/"))]),
+    )
+    .await;
+    assert_eq!(r.header("x-status"), "200");
+    let other = format!("http://127.0.0.1:{}/", origin.addr.port() ^ 1);
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &other)])).await;
+    assert_eq!(r.header("x-error"), "HTTP-request-denied");
+    let https = format!("https://127.0.0.1:{}/", origin.addr.port());
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &https)])).await;
+    assert_eq!(r.header("x-error"), "HTTP-request-denied");
+    assert_eq!(origin.accepted(), 1, "denied requests never connect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_networks_are_blocked_after_dns() {
+    let origin = Origin::echo(None).await;
+    let svc = with_policy(wasi_http_host::OutboundPolicy::internal_blocked());
+    // An IP literal, and a name that resolves to loopback: both refused.
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("http://{host}:{}/", origin.addr.port());
+        let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+        assert_eq!(r.header("x-error"), "destination-IP-prohibited", "{host}");
+    }
+    assert_eq!(origin.accepted(), 0);
+    // Explicitly allowed network.
+    let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
+    policy.allow_networks.push("127.0.0.1/32".parse().unwrap());
+    let svc = with_policy(policy);
+    let url = format!("http://localhost:{}/", origin.addr.port());
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+    assert_eq!(r.header("x-status"), "200");
+}
