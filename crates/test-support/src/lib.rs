@@ -35,8 +35,35 @@ type Handler = Arc<dyn Fn(Request<Incoming>) -> HandlerFuture + Send + Sync>;
 pub struct TestTls {
     /// The CA certificate clients must trust.
     pub ca: rustls::pki_types::CertificateDer<'static>,
+    /// The CA certificate in PEM form.
+    pub ca_pem: String,
     /// A server configuration offering h2 and http/1.1.
     pub server: Arc<rustls::ServerConfig>,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    leaf_key: Vec<u8>,
+}
+
+fn server_config(
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    key: &[u8],
+) -> Arc<rustls::ServerConfig> {
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_vec().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder
+        .with_single_cert(vec![leaf], key)
+        .expect("server cert");
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(server)
 }
 
 impl TestTls {
@@ -62,18 +89,16 @@ impl TestTls {
         let leaf = leaf_params
             .signed_by(&leaf_key, &ca_cert, &ca_key)
             .expect("leaf cert");
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .expect("server cert");
-        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let leaf_key = leaf_key.serialize_der();
+        let leaf = leaf.der().clone();
         TestTls {
             ca: ca_cert.der().clone(),
-            server: Arc::new(server),
+            ca_pem: ca_cert.pem(),
+            server: server_config(None, leaf.clone(), &leaf_key),
+            ca_cert,
+            ca_key,
+            leaf,
+            leaf_key,
         }
     }
 
@@ -82,6 +107,29 @@ impl TestTls {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.clone()).expect("add CA");
         roots
+    }
+
+    /// A server configuration that requires a client certificate issued by the CA.
+    pub fn server_requiring_client_cert(&self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(self.roots()),
+            provider,
+        )
+        .build()
+        .expect("client verifier");
+        server_config(Some(verifier), self.leaf.clone(), &self.leaf_key)
+    }
+
+    /// A client certificate issued by the CA: (certificate PEM, key PEM).
+    pub fn client_cert_pem(&self) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("client key");
+        let params =
+            rcgen::CertificateParams::new(vec!["client.test".to_string()]).expect("client params");
+        let cert = params
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .expect("client cert");
+        (cert.pem(), key.serialize_pem())
     }
 }
 

@@ -66,9 +66,55 @@ struct ServeArgs {
     /// Outgoing wait between response body frames when the guest sets none.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     between_bytes_timeout: Duration,
+    /// Trust these CA certificates (PEM file, repeatable) for outgoing HTTPS.
+    #[arg(long = "outbound-ca", value_name = "FILE")]
+    outbound_ca: Vec<PathBuf>,
+    /// Base set of trusted authorities for outgoing HTTPS.
+    #[arg(long, value_enum, default_value_t = Trust::Webpki)]
+    outbound_trust: Trust,
+    /// Client certificate chain (PEM) for outgoing mutual TLS; needs --outbound-client-key.
+    #[arg(long, value_name = "FILE", requires = "outbound_client_key")]
+    outbound_client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --outbound-client-cert.
+    #[arg(long, value_name = "FILE", requires = "outbound_client_cert")]
+    outbound_client_key: Option<PathBuf>,
+    /// Accept any server certificate on outgoing HTTPS. For local testing only.
+    #[arg(long)]
+    danger_outbound_accept_invalid_certs: bool,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Trust {
+    /// Mozilla's roots compiled into the binary.
+    Webpki,
+    /// The operating system's certificate store.
+    Native,
+    /// Only the --outbound-ca certificates.
+    None,
+}
+
+fn tls_options(args: &ServeArgs) -> Result<wasi_http_host::TlsOptions> {
+    let mut tls = wasi_http_host::TlsOptions::default();
+    tls.roots = match args.outbound_trust {
+        Trust::Webpki => wasi_http_host::TrustRoots::Webpki,
+        Trust::Native => wasi_http_host::TrustRoots::Native,
+        Trust::None => wasi_http_host::TrustRoots::Empty,
+    };
+    for ca in &args.outbound_ca {
+        tls.add_ca_pem_file(ca).context("--outbound-ca")?;
+    }
+    if let (Some(cert), Some(key)) = (&args.outbound_client_cert, &args.outbound_client_key) {
+        tls.set_client_auth_pem_files(cert, key)
+            .context("--outbound-client-cert/--outbound-client-key")?;
+    }
+    tls.danger_accept_invalid_certs = args.danger_outbound_accept_invalid_certs;
+    if tls.danger_accept_invalid_certs {
+        tracing::warn!("outgoing HTTPS accepts any server certificate (--danger-outbound-accept-invalid-certs)");
+    }
+    Ok(tls)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -146,11 +192,15 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .map_err(anyhow::Error::from)
                 .context("compiling the embedded demo component")?,
         };
+        let tls = tls_options(&args)?
+            .build()
+            .context("outgoing TLS settings")?;
         let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
         policy.allow = args.allow_outbound;
         policy.allow_networks = args.allow_network;
         policy.block_networks.extend(args.block_network);
         let mut client = wasi_http_host::ClientConfig::default();
+        client.tls = Some(tls);
         client.policy = policy;
         client.connect_timeout = args.connect_timeout;
         client.first_byte_timeout = args.first_byte_timeout;

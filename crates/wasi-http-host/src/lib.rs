@@ -83,9 +83,9 @@ mod trailers;
 
 pub use body::{boxed, empty, HostBody, HostIncomingBody, HostOutgoingBody};
 pub use client::{
-    default_tls_config, tls_config_with_roots, Client, ClientConfig, DestinationRule,
+    default_tls_config, Client, ClientAuth, ClientConfig, DestinationRule,
     HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, ResponseFuture,
-    RuleError, INTERNAL_NETWORKS,
+    RuleError, TlsError, TlsOptions, TrustRoots, INTERNAL_NETWORKS,
 };
 pub use ctx::{
     DefaultHooks, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,

@@ -334,3 +334,39 @@ async fn internal_destinations_are_blocked_by_default() {
     let err = test_support::serve_failure(BIN, &["--allow-outbound", "ftp://x"]);
     assert!(err.contains("scheme must be http or https"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_ca_flag_and_clear_tls_setting_errors() {
+    let tls = test_support::TestTls::new();
+    let origin = Origin::echo(Some(tls.server.clone())).await;
+    let dir = std::env::temp_dir().join(format!("wasi-http-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("client"),
+            "--allow-network",
+            "127.0.0.1/32",
+            "--outbound-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let target = format!("https://localhost:{}/ca", origin.addr.port());
+    let r = send(
+        server.addr,
+        get(&url(&server, "/"), &[("x-url", &target)]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.header("x-status"), "200", "{}", r.text());
+    assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
+
+    let err = test_support::serve_failure(BIN, &["--outbound-ca", "/nonexistent/ca.pem"]);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    let err = test_support::serve_failure(BIN, &["--outbound-client-cert", ca.to_str().unwrap()]);
+    assert!(err.contains("--outbound-client-key"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,8 +6,10 @@
 
 mod policy;
 mod pool;
+mod tls;
 
 pub use self::policy::{DestinationRule, OutboundPolicy, RuleError, INTERNAL_NETWORKS};
+pub use self::tls::{ClientAuth, TlsError, TlsOptions, TrustRoots};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -141,24 +143,8 @@ impl Default for Client {
 }
 
 /// rustls with the webpki roots, offering HTTP/2 and HTTP/1.1 by ALPN.
-pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    tls_config_with_roots(roots)
-}
-
-/// rustls (ring provider) trusting exactly `roots`, offering HTTP/2 and HTTP/1.1 by ALPN.
-pub fn tls_config_with_roots(
-    roots: rustls::RootCertStore,
-) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    TlsOptions::default().build()
 }
 
 impl Client {
@@ -353,7 +339,7 @@ impl ClientInner {
                     http::HeaderValue::from_str(authority.as_str()).map_err(|_| invalid())?;
                 request.headers_mut().insert(http::header::HOST, host);
                 let response = sender.try_send_request(request).await.map_err(|mut e| {
-                    let code = error_code::from_hyper_response_error(e.error());
+                    let code = on_connection(error_code::from_hyper_response_error(e.error()), key);
                     match e.take_message() {
                         Some(request) => ExchangeError::NotSent(code, Box::new(request)),
                         None => ExchangeError::Failed(code),
@@ -367,7 +353,10 @@ impl ClientInner {
                 // HTTP/2 carries the authority in `:authority`, from the absolute URI.
                 request.headers_mut().remove(http::header::HOST);
                 let response = sender.send_request(request).await.map_err(|e| {
-                    ExchangeError::Failed(error_code::from_hyper_response_error(&e))
+                    ExchangeError::Failed(on_connection(
+                        error_code::from_hyper_response_error(&e),
+                        key,
+                    ))
                 })?;
                 let (parts, body) = response.into_parts();
                 let body =
@@ -378,6 +367,15 @@ impl ClientInner {
         strip_connection_headers(&mut parts.headers);
         dedupe_content_length(&mut parts.headers).map_err(ExchangeError::Failed)?;
         Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+/// On a TLS connection, undecodable data is the TLS layer's doing (HTTP/2 keeps only
+/// the text of rustls's error, e.g. an alert sent after a TLS 1.3 handshake).
+fn on_connection(code: ErrorCode, key: &PoolKey) -> ErrorCode {
+    match code {
+        ErrorCode::InternalError(_) if key.tls => ErrorCode::TlsProtocolError,
+        code => code,
     }
 }
 

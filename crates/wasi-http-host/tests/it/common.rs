@@ -7,6 +7,7 @@ use http_body_util::Full;
 use test_support::Collected;
 use wasi_http_host::{
     Client, ClientConfig, DefaultHooks, EngineConfig, ErrorCodeError, ProxyService, ServiceConfig,
+    TlsOptions, TrustRoots,
 };
 use wasmtime::component::Component;
 use wasmtime::Engine;
@@ -54,11 +55,19 @@ pub fn service_with(name: &str, config: ServiceConfig) -> ProxyService {
     ProxyService::new(engine(), &component(name), config).expect("service")
 }
 
-/// A service whose outgoing client trusts `roots` (for TLS origins).
-pub fn service_trusting(name: &str, roots: rustls::RootCertStore) -> ProxyService {
+/// A service whose outgoing client uses `tls`.
+pub fn service_with_tls(name: &str, tls: TlsOptions) -> ProxyService {
     let mut client = ClientConfig::default();
-    client.tls = Some(wasi_http_host::tls_config_with_roots(roots).expect("tls"));
+    client.tls = Some(tls.build().expect("tls"));
     service_with_client(name, client)
+}
+
+/// A service whose outgoing client trusts only the test CA (for TLS origins).
+pub fn service_trusting(name: &str, tls: &test_support::TestTls) -> ProxyService {
+    let mut options = TlsOptions::default();
+    options.roots = TrustRoots::Empty;
+    options.extra_roots.push(tls.ca.clone());
+    service_with_tls(name, options)
 }
 
 /// A service whose outgoing requests use a client with `client` settings.

@@ -251,7 +251,7 @@ async fn early_body_drop_is_not_a_trap() {
 async fn tls_with_a_trusted_and_an_untrusted_ca() {
     let tls = TestTls::new();
     let origin = Origin::echo(Some(tls.server.clone())).await;
-    let svc = service_trusting("client", tls.roots());
+    let svc = service_trusting("client", &tls);
     for host in ["localhost", "127.0.0.1"] {
         let url = format!("https://{host}:{}/secure", origin.addr.port());
         let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;

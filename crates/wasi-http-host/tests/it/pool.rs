@@ -102,7 +102,7 @@ async fn idle_connections_expire() {
 async fn http2_by_alpn_multiplexes_one_connection() {
     let tls = TestTls::new();
     let origin = Origin::echo(Some(tls.server.clone())).await;
-    let svc = service_trusting("client", tls.roots());
+    let svc = service_trusting("client", &tls);
     let url = format!("https://localhost:{}/h2", origin.addr.port());
     for _ in 0..20 {
         let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
@@ -194,6 +194,65 @@ async fn internal_networks_are_blocked_after_dns() {
     policy.allow_networks.push("127.0.0.1/32".parse().unwrap());
     let svc = with_policy(policy);
     let url = format!("http://localhost:{}/", origin.addr.port());
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+    assert_eq!(r.header("x-status"), "200");
+}
+
+fn write_temp(name: &str, contents: &str) -> std::path::PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("wasi-http-host-it-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_and_extra_ca_from_pem_files() {
+    let tls = TestTls::new();
+    let origin = Origin::echo(Some(tls.server_requiring_client_cert())).await;
+    let url = format!("https://localhost:{}/mtls", origin.addr.port());
+    let ca = write_temp("ca.pem", &tls.ca_pem);
+    let (cert_pem, key_pem) = tls.client_cert_pem();
+    let (cert, key) = (
+        write_temp("client.pem", &cert_pem),
+        write_temp("client.key", &key_pem),
+    );
+
+    let mut options = wasi_http_host::TlsOptions::default();
+    options.roots = wasi_http_host::TrustRoots::Empty;
+    options.add_ca_pem_file(&ca).unwrap();
+    // Without a client certificate the server refuses the handshake.
+    let svc = service_with_tls("client", options.clone());
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+    assert!(
+        r.header("x-error").starts_with("TLS-"),
+        "{:?}",
+        r.header("x-error")
+    );
+
+    options.set_client_auth_pem_files(&cert, &key).unwrap();
+    let svc = service_with_tls("client", options);
+    let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
+    assert_eq!(r.header("x-status"), "200", "{}", r.text());
+    assert_eq!(r.header("x-resp-x-origin-path"), "/mtls");
+    for p in [ca, cert, key] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn danger_accept_invalid_certs_skips_verification_only_when_asked() {
+    let tls = TestTls::new();
+    let origin = Origin::echo(Some(tls.server.clone())).await;
+    let url = format!("https://localhost:{}/", origin.addr.port());
+    let r = call_ok(
+        &service("client"),
+        get("http://localhost/", &[("x-url", &url)]),
+    )
+    .await;
+    assert_eq!(r.header("x-error"), "TLS-certificate-error");
+    let mut options = wasi_http_host::TlsOptions::default();
+    options.danger_accept_invalid_certs = true;
+    let svc = service_with_tls("client", options);
     let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
     assert_eq!(r.header("x-status"), "200");
 }
