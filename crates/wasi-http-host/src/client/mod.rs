@@ -227,22 +227,39 @@ impl ClientInner {
             Some(sender) => (sender, true),
             None => (self.connect(&key, host, connect_timeout).await?, false),
         };
+        // A pooled connection can be closed by the peer just as we reuse it. A request
+        // that never left, or an idempotent one without a body, is safe to send again.
+        let replay = reused.then(|| Replay::of(&request)).flatten();
         let exchange = |sender, request| {
             tokio::time::timeout(first_byte_timeout, self.exchange(sender, &key, request))
         };
-        let response = match exchange(sender, request).await {
+        let retry = match exchange(sender, request).await {
             Err(_) => return Err(ErrorCode::HttpResponseTimeout),
-            Ok(Ok(response)) => response,
-            // A pooled connection the peer closed while idle: the request never left,
-            // so it is safe to send it again on a new connection.
-            Ok(Err(ExchangeError::NotSent(_, request))) if reused => {
+            Ok(Ok(response)) => Err(response),
+            Ok(Err(ExchangeError::NotSent(_, request))) if reused => Ok(*request),
+            Ok(Err(ExchangeError::Failed(code)))
+                if matches!(
+                    code,
+                    ErrorCode::ConnectionTerminated | ErrorCode::HttpResponseIncomplete
+                ) =>
+            {
+                match replay {
+                    Some(replay) => Ok(replay.request()),
+                    None => return Err(code),
+                }
+            }
+            Ok(Err(e)) => return Err(e.into_code()),
+        };
+        let response = match retry {
+            Err(response) => response,
+            Ok(request) => {
+                tracing::debug!(destination = %authority, "pooled connection was stale; retrying on a new one");
                 let sender = self.connect(&key, host, connect_timeout).await?;
-                exchange(sender, *request)
+                exchange(sender, request)
                     .await
                     .map_err(|_| ErrorCode::HttpResponseTimeout)?
                     .map_err(ExchangeError::into_code)?
             }
-            Ok(Err(e)) => return Err(e.into_code()),
         };
         tracing::debug!(
             destination = %authority,
@@ -376,6 +393,42 @@ fn on_connection(code: ErrorCode, key: &PoolKey) -> ErrorCode {
     match code {
         ErrorCode::InternalError(_) if key.tls => ErrorCode::TlsProtocolError,
         code => code,
+    }
+}
+
+/// What is needed to send a bodiless idempotent request again.
+struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(request: &http::Request<HostBody>) -> Option<Replay> {
+        use http_body::Body as _;
+        let idempotent = matches!(
+            *request.method(),
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::PUT
+                | http::Method::DELETE
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+        );
+        let bodiless = request.body().size_hint().exact() == Some(0);
+        (idempotent && bodiless).then(|| Replay {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn request(self) -> http::Request<HostBody> {
+        let mut request = http::Request::new(crate::body::empty());
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 
