@@ -21,6 +21,17 @@ fn url(server: &ServeProcess, path: &str) -> String {
     format!("http://{}{path}", server.addr)
 }
 
+/// Asks a server running the client guest to fetch `target`.
+async fn via_client_guest(server: &ServeProcess, target: &str) -> test_support::Collected {
+    send(
+        server.addr,
+        get(&url(server, "/"), &[("x-url", target)]),
+        false,
+    )
+    .await
+    .expect("response")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_component_over_http1_and_h2() {
     let server = ServeProcess::spawn(BIN, &[]);
@@ -288,13 +299,7 @@ async fn internal_destinations_are_blocked_by_default() {
     let origin = Origin::echo(None).await;
     let server = ServeProcess::spawn(BIN, &[&guest("client")]);
     let target = format!("http://localhost:{}/", origin.addr.port());
-    let r = send(
-        server.addr,
-        get(&url(&server, "/"), &[("x-url", &target)]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = via_client_guest(&server, &target).await;
     assert_eq!(r.header("x-error"), "destination-IP-prohibited");
     assert_eq!(origin.accepted(), 0);
     // The log names the flag that would allow it.
@@ -322,13 +327,7 @@ async fn internal_destinations_are_blocked_by_default() {
     .await
     .unwrap();
     assert_eq!(r.header("x-status"), "200");
-    let r = send(
-        server.addr,
-        get(&url(&server, "/"), &[("x-url", &target)]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = via_client_guest(&server, &target).await;
     assert_eq!(r.header("x-error"), "HTTP-request-denied");
 
     let err = test_support::serve_failure(BIN, &["--allow-outbound", "ftp://x"]);
@@ -354,13 +353,7 @@ async fn outbound_ca_flag_and_clear_tls_setting_errors() {
         ],
     );
     let target = format!("https://localhost:{}/ca", origin.addr.port());
-    let r = send(
-        server.addr,
-        get(&url(&server, "/"), &[("x-url", &target)]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = via_client_guest(&server, &target).await;
     assert_eq!(r.header("x-status"), "200", "{}", r.text());
     assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
 
