@@ -96,7 +96,7 @@ pub struct ClientConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// How long an idle keep-alive connection is kept for reuse. Default: 90 s.
     pub pool_idle_timeout: Duration,
-    /// Most idle HTTP/1.1 connections kept per destination. Default: 32.
+    /// Most idle HTTP/1.1 connections kept per destination. Default: 256.
     pub pool_max_idle_per_host: usize,
     /// Which destinations requests may reach. Default: any.
     pub policy: OutboundPolicy,
@@ -110,7 +110,7 @@ impl Default for ClientConfig {
             between_bytes_timeout: Duration::from_secs(60),
             tls: None,
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 256,
             policy: OutboundPolicy::default(),
         }
     }
