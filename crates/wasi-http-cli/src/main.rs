@@ -81,6 +81,12 @@ struct ServeArgs {
     /// Accept any server certificate on outgoing HTTPS. For local testing only.
     #[arg(long)]
     danger_outbound_accept_invalid_certs: bool,
+    /// Most open outgoing connections per destination; more requests queue for one.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_host: usize,
+    /// Most outgoing requests in flight across the server; more requests queue.
+    #[arg(long, default_value_t = 4096)]
+    max_outbound_requests: usize,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
@@ -202,6 +208,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         let mut client = wasi_http_host::ClientConfig::default();
         client.tls = Some(tls);
         client.policy = policy;
+        client.max_connections_per_host = args.max_connections_per_host;
+        client.max_concurrent_requests = args.max_outbound_requests;
         client.connect_timeout = args.connect_timeout;
         client.first_byte_timeout = args.first_byte_timeout;
         client.between_bytes_timeout = args.between_bytes_timeout;

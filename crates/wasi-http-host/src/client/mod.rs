@@ -25,7 +25,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
-use self::pool::{Pool, PoolKey, PooledBody, Sender};
+use self::pool::{Acquired, ConnPermit, Pool, PoolKey, PooledBody, Sender};
 use crate::body::HostBody;
 use crate::error_code::{self, ErrorCode, ErrorCodeError, HttpError};
 use crate::request::{HostOutgoingRequest, HostRequestOptions};
@@ -98,6 +98,12 @@ pub struct ClientConfig {
     pub pool_idle_timeout: Duration,
     /// Most idle HTTP/1.1 connections kept per destination. Default: 256.
     pub pool_max_idle_per_host: usize,
+    /// Most open connections per destination; further requests queue for one until
+    /// their connect timeout, then fail with `connection-limit-reached`. Default: 256.
+    pub max_connections_per_host: usize,
+    /// Most outgoing requests in flight (until their response body ends) across the
+    /// client; further requests queue as above. Default: 4096.
+    pub max_concurrent_requests: usize,
     /// Which destinations requests may reach. Default: any.
     pub policy: OutboundPolicy,
 }
@@ -111,6 +117,8 @@ impl Default for ClientConfig {
             tls: None,
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
+            max_connections_per_host: 256,
+            max_concurrent_requests: 4096,
             policy: OutboundPolicy::default(),
         }
     }
@@ -126,6 +134,7 @@ struct ClientInner {
     config: ClientConfig,
     tls: Option<tokio_rustls::TlsConnector>,
     pool: Arc<Pool>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Client {
@@ -166,9 +175,18 @@ impl Client {
         let pool = Arc::new(Pool::new(
             config.pool_idle_timeout,
             config.pool_max_idle_per_host,
+            config.max_connections_per_host,
+        ));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            config.max_concurrent_requests.max(1),
         ));
         Client {
-            inner: Arc::new(ClientInner { config, tls, pool }),
+            inner: Arc::new(ClientInner {
+                config,
+                tls,
+                pool,
+                in_flight,
+            }),
         }
     }
 
@@ -223,10 +241,18 @@ impl ClientInner {
             host: host.to_ascii_lowercase(),
             port,
         };
-        let (sender, reused) = match self.pool.checkout(&key).await {
-            Some(sender) => (sender, true),
-            None => (self.connect(&key, host, connect_timeout).await?, false),
-        };
+        let queue_deadline = tokio::time::Instant::now() + connect_timeout;
+        let in_flight = tokio::time::timeout_at(queue_deadline, self.in_flight.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                tracing::warn!(destination = %uri, "outbound request refused: client concurrency limit reached");
+                ErrorCode::ConnectionLimitReached
+            })?;
+        let (sender, reused) = self
+            .sender(&key, host, connect_timeout, queue_deadline)
+            .await?;
         // A pooled connection can be closed by the peer just as we reuse it. A request
         // that never left, or an idempotent one without a body, is safe to send again.
         let replay = reused.then(|| Replay::of(&request)).flatten();
@@ -254,7 +280,8 @@ impl ClientInner {
             Err(response) => response,
             Ok(request) => {
                 tracing::debug!(destination = %authority, "pooled connection was stale; retrying on a new one");
-                let sender = self.connect(&key, host, connect_timeout).await?;
+                let deadline = tokio::time::Instant::now() + connect_timeout;
+                let (sender, _) = self.sender(&key, host, connect_timeout, deadline).await?;
                 exchange(sender, request)
                     .await
                     .map_err(|_| ErrorCode::HttpResponseTimeout)?
@@ -267,10 +294,43 @@ impl ClientInner {
             reused,
             "outgoing response"
         );
+        // The request counts as in flight until its response body is done or dropped.
+        let (parts, body) = response.into_parts();
+        let body = HoldPermit {
+            body,
+            _permit: in_flight,
+        }
+        .boxed_unsync();
         Ok(IncomingResponse {
-            response,
+            response: http::Response::from_parts(parts, body),
             between_bytes_timeout: Some(between_bytes_timeout),
         })
+    }
+
+    /// A pooled connection, or a new one if the destination has room (queueing until
+    /// `deadline` if it has none). The flag says whether it was pooled.
+    async fn sender(
+        &self,
+        key: &PoolKey,
+        host: &str,
+        connect_timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Sender, bool), ErrorCode> {
+        match self.pool.acquire(key, deadline).await {
+            Some(Acquired::Pooled(sender)) => Ok((sender, true)),
+            Some(Acquired::New(permit)) => {
+                let sender = self.connect(key, host, connect_timeout, permit).await?;
+                Ok((sender, false))
+            }
+            None => {
+                tracing::warn!(
+                    host = %key.host,
+                    port = key.port,
+                    "outbound request refused: connection limit per destination reached"
+                );
+                Err(ErrorCode::ConnectionLimitReached)
+            }
+        }
     }
 
     /// A new connection (DNS, TCP, TLS, HTTP handshake) within `limit`.
@@ -279,13 +339,14 @@ impl ClientInner {
         key: &PoolKey,
         host: &str,
         limit: Duration,
+        permit: ConnPermit,
     ) -> Result<Sender, ErrorCode> {
         let connect = async {
             let addrs = self.permitted(host, resolve(host, key.port).await?)?;
             let tcp = connect_any(&addrs).await?;
             let _ = tcp.set_nodelay(true);
             if !key.tls {
-                return handshake_h1(tcp).await;
+                return handshake_h1(tcp, permit).await;
             }
             let name = server_name(host)?;
             let connector = self.tls.as_ref().ok_or(ErrorCode::ConfigurationError)?;
@@ -294,11 +355,11 @@ impl ClientInner {
                 .await
                 .map_err(|e| error_code::from_io_error(&e))?;
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let sender = handshake_h2(stream).await?;
+                let sender = handshake_h2(stream, permit).await?;
                 self.pool.put_h2(key, sender.clone());
                 Ok(Sender::H2(sender))
             } else {
-                handshake_h1(stream).await
+                handshake_h1(stream, permit).await
             }
         };
         tokio::time::timeout(limit, connect)
@@ -396,6 +457,32 @@ fn on_connection(code: ErrorCode, key: &PoolKey) -> ErrorCode {
     }
 }
 
+/// A body that holds a permit until it ends or is dropped.
+struct HoldPermit {
+    body: HostBody,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for HoldPermit {
+    type Data = bytes::Bytes;
+    type Error = ErrorCodeError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, ErrorCodeError>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// What is needed to send a bodiless idempotent request again.
 struct Replay {
     method: http::Method,
@@ -446,7 +533,7 @@ impl ExchangeError {
     }
 }
 
-async fn handshake_h1<S>(io: S) -> Result<Sender, ErrorCode>
+async fn handshake_h1<S>(io: S, permit: ConnPermit) -> Result<Sender, ErrorCode>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -460,12 +547,14 @@ where
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "outgoing HTTP/1.1 connection ended with an error");
         }
+        drop(permit);
     });
     Ok(Sender::H1(sender))
 }
 
 async fn handshake_h2<S>(
     io: S,
+    permit: ConnPermit,
 ) -> Result<hyper::client::conn::http2::SendRequest<HostBody>, ErrorCode>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -479,6 +568,7 @@ where
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "outgoing HTTP/2 connection ended with an error");
         }
+        drop(permit);
     });
     Ok(sender)
 }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::client::conn::{http1, http2};
@@ -33,16 +35,42 @@ pub(crate) enum Sender {
     H2(http2::SendRequest<HostBody>),
 }
 
-#[derive(Default)]
 struct HostConns {
     idle: Vec<(http1::SendRequest<HostBody>, Instant)>,
     h2: Option<http2::SendRequest<HostBody>>,
+    /// One permit per open connection to this destination.
+    open: Arc<Semaphore>,
 }
 
 pub(crate) struct Pool {
     hosts: Mutex<HashMap<PoolKey, HostConns>>,
     idle_timeout: Duration,
     max_idle_per_host: usize,
+    max_per_host: usize,
+    /// Signalled when a connection becomes idle or closes, for queued requests.
+    changed: Arc<Notify>,
+}
+
+/// The right to keep one connection open; released (and waiters woken) when the
+/// connection's task ends.
+pub(crate) struct ConnPermit {
+    permit: Option<OwnedSemaphorePermit>,
+    changed: Arc<Notify>,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.changed.notify_waiters();
+    }
+}
+
+/// What a request gets from the pool.
+pub(crate) enum Acquired {
+    /// A pooled connection.
+    Pooled(Sender),
+    /// Room to open a new connection.
+    New(ConnPermit),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,11 +78,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    pub(crate) fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Self {
+    pub(crate) fn new(
+        idle_timeout: Duration,
+        max_idle_per_host: usize,
+        max_per_host: usize,
+    ) -> Self {
         Pool {
             hosts: Mutex::new(HashMap::new()),
             idle_timeout,
             max_idle_per_host,
+            max_per_host: max_per_host.max(1),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    fn host<'a>(
+        &self,
+        hosts: &'a mut HashMap<PoolKey, HostConns>,
+        key: &PoolKey,
+    ) -> &'a mut HostConns {
+        hosts.entry(key.clone()).or_insert_with(|| HostConns {
+            idle: Vec::new(),
+            h2: None,
+            open: Arc::new(Semaphore::new(self.max_per_host)),
+        })
+    }
+
+    /// A pooled connection, or room for a new one; waits (queued) until `deadline`
+    /// while the destination is at its connection limit.
+    pub(crate) async fn acquire(
+        &self,
+        key: &PoolKey,
+        deadline: tokio::time::Instant,
+    ) -> Option<Acquired> {
+        loop {
+            // Registered before looking, so a connection freed meanwhile wakes us.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(sender) = self.checkout(key).await {
+                return Some(Acquired::Pooled(sender));
+            }
+            let open = self.host(&mut lock(&self.hosts), key).open.clone();
+            if let Ok(permit) = open.try_acquire_owned() {
+                return Some(Acquired::New(ConnPermit {
+                    permit: Some(permit),
+                    changed: self.changed.clone(),
+                }));
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
         }
     }
 
@@ -88,7 +162,8 @@ impl Pool {
 
     /// Shares a new HTTP/2 connection for later requests to `key`.
     pub(crate) fn put_h2(&self, key: &PoolKey, sender: http2::SendRequest<HostBody>) {
-        lock(&self.hosts).entry(key.clone()).or_default().h2 = Some(sender);
+        self.host(&mut lock(&self.hosts), key).h2 = Some(sender);
+        self.changed.notify_waiters();
     }
 
     /// Returns an HTTP/1.1 connection whose response was read completely.
@@ -97,7 +172,7 @@ impl Pool {
             return;
         }
         let mut hosts = lock(&self.hosts);
-        let conns = hosts.entry(key).or_default();
+        let conns = self.host(&mut hosts, &key);
         let now = Instant::now();
         conns
             .idle
@@ -105,6 +180,8 @@ impl Pool {
         if conns.idle.len() < self.max_idle_per_host {
             conns.idle.push((sender, now));
         }
+        drop(hosts);
+        self.changed.notify_waiters();
     }
 
     /// Number of idle HTTP/1.1 connections (for tests and metrics).
@@ -127,6 +204,12 @@ impl PooledBody {
         key: PoolKey,
         sender: http1::SendRequest<HostBody>,
     ) -> Self {
+        // An empty body is already complete: the connection is free at once, even if
+        // the guest never reads the body.
+        if inner.is_end_stream() {
+            pool.put_idle(key, sender);
+            return PooledBody { inner, ret: None };
+        }
         PooledBody {
             inner,
             ret: Some((pool, key, sender)),

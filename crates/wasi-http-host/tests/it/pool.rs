@@ -264,3 +264,75 @@ async fn danger_accept_invalid_certs_skips_verification_only_when_asked() {
     let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;
     assert_eq!(r.header("x-status"), "200");
 }
+
+async fn slow_origin(delay: Duration) -> Origin {
+    Origin::start(None, move |_req| async move {
+        tokio::time::sleep(delay).await;
+        http::Response::new(test_support::full("ok"))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queue_for_the_per_host_connection_limit() {
+    let origin = slow_origin(Duration::from_millis(200)).await;
+    let mut client = ClientConfig::default();
+    client.max_connections_per_host = 2;
+    let svc = service_with_client("client", client);
+    // Six guests at once, each reading its response to the end.
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (svc, url) = (svc.clone(), origin.url("/"));
+            tokio::spawn(async move {
+                call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await
+            })
+        })
+        .collect();
+    for call in calls {
+        let r = call.await.unwrap();
+        assert_eq!((r.header("x-status"), r.text().as_str()), ("200", "ok"));
+    }
+    assert_eq!(
+        origin.accepted(),
+        2,
+        "six requests queued on two connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_reached_after_the_queue_wait_are_errors() {
+    let origin = slow_origin(Duration::from_millis(1500)).await;
+    let request = |svc| {
+        let url = origin.url("/");
+        async move {
+            let headers = [
+                ("x-url", url.as_str()),
+                ("x-concurrent", "2"),
+                ("x-connect-timeout-ms", "300"),
+            ];
+            let text = call_ok(&svc, get("http://localhost/", &headers))
+                .await
+                .text();
+            // Which of the two gets the slot is up to the scheduler.
+            let mut outcomes: Vec<String> = text.lines().map(|l| l[2..].to_owned()).collect();
+            outcomes.sort();
+            outcomes
+        }
+    };
+    let expected = vec![
+        "200".to_owned(),
+        "error connection-limit-reached".to_owned(),
+    ];
+    let mut client = ClientConfig::default();
+    client.max_connections_per_host = 1;
+    assert_eq!(
+        request(service_with_client("client", client)).await,
+        expected
+    );
+    let mut client = ClientConfig::default();
+    client.max_concurrent_requests = 1;
+    assert_eq!(
+        request(service_with_client("client", client)).await,
+        expected
+    );
+}
