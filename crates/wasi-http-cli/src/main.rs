@@ -81,6 +81,10 @@ struct ServeArgs {
     /// Accept any server certificate on outgoing HTTPS. For local testing only.
     #[arg(long)]
     danger_outbound_accept_invalid_certs: bool,
+    /// Speak HTTP/2 with prior knowledge (h2c) to these plain-http destinations
+    /// (repeatable, same syntax as --allow-outbound), e.g. a local gRPC backend.
+    #[arg(long = "outbound-h2c", value_name = "RULE")]
+    outbound_h2c: Vec<wasi_http_host::DestinationRule>,
     /// Most open outgoing connections per destination; more requests queue for one.
     #[arg(long, default_value_t = 256)]
     max_connections_per_host: usize,
@@ -209,6 +213,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         client.tls = Some(tls);
         client.policy = policy;
         client.max_connections_per_host = args.max_connections_per_host;
+        client.h2c_destinations = args.outbound_h2c;
         client.max_concurrent_requests = args.max_outbound_requests;
         client.connect_timeout = args.connect_timeout;
         client.first_byte_timeout = args.first_byte_timeout;

@@ -106,6 +106,9 @@ pub struct ClientConfig {
     pub max_concurrent_requests: usize,
     /// Which destinations requests may reach. Default: any.
     pub policy: OutboundPolicy,
+    /// Plain-`http` destinations spoken to in HTTP/2 with prior knowledge (h2c), for
+    /// gRPC-style backends. Default: none.
+    pub h2c_destinations: Vec<DestinationRule>,
 }
 
 impl Default for ClientConfig {
@@ -120,6 +123,7 @@ impl Default for ClientConfig {
             max_connections_per_host: 256,
             max_concurrent_requests: 4096,
             policy: OutboundPolicy::default(),
+            h2c_destinations: Vec::new(),
         }
     }
 }
@@ -316,21 +320,38 @@ impl ClientInner {
         connect_timeout: Duration,
         deadline: tokio::time::Instant,
     ) -> Result<(Sender, bool), ErrorCode> {
+        let limit_reached = || {
+            tracing::warn!(
+                host = %key.host,
+                port = key.port,
+                "outbound request refused: connection limit per destination reached"
+            );
+            ErrorCode::ConnectionLimitReached
+        };
+        let h2c = !key.tls && self.is_h2c(host, key.port);
+        let _connecting = match self.pool.h2_gate(key, h2c) {
+            Some(gate) => Some(
+                tokio::time::timeout_at(deadline, gate.lock_owned())
+                    .await
+                    .map_err(|_| limit_reached())?,
+            ),
+            None => None,
+        };
         match self.pool.acquire(key, deadline).await {
             Some(Acquired::Pooled(sender)) => Ok((sender, true)),
             Some(Acquired::New(permit)) => {
                 let sender = self.connect(key, host, connect_timeout, permit).await?;
                 Ok((sender, false))
             }
-            None => {
-                tracing::warn!(
-                    host = %key.host,
-                    port = key.port,
-                    "outbound request refused: connection limit per destination reached"
-                );
-                Err(ErrorCode::ConnectionLimitReached)
-            }
+            None => Err(limit_reached()),
         }
+    }
+
+    fn is_h2c(&self, host: &str, port: u16) -> bool {
+        self.config
+            .h2c_destinations
+            .iter()
+            .any(|rule| rule.matches(false, host, port))
     }
 
     /// A new connection (DNS, TCP, TLS, HTTP handshake) within `limit`.
@@ -346,6 +367,11 @@ impl ClientInner {
             let tcp = connect_any(&addrs).await?;
             let _ = tcp.set_nodelay(true);
             if !key.tls {
+                if self.is_h2c(host, key.port) {
+                    let sender = handshake_h2(tcp, permit).await?;
+                    self.pool.put_h2(key, sender.clone());
+                    return Ok(Sender::H2(sender));
+                }
                 return handshake_h1(tcp, permit).await;
             }
             let name = server_name(host)?;

@@ -165,7 +165,8 @@ fn split_port(s: &str) -> Option<(&str, Option<u16>)> {
 }
 
 impl DestinationRule {
-    fn matches(&self, https: bool, host: &str, port: u16) -> bool {
+    /// Whether a request to `host:port` (over TLS or not) falls under this rule.
+    pub(crate) fn matches(&self, https: bool, host: &str, port: u16) -> bool {
         if self.https.is_some_and(|h| h != https) || self.port.is_some_and(|p| p != port) {
             return false;
         }

@@ -40,6 +40,10 @@ struct HostConns {
     h2: Option<http2::SendRequest<HostBody>>,
     /// One permit per open connection to this destination.
     open: Arc<Semaphore>,
+    /// Held while connecting to a destination known to speak HTTP/2, so concurrent
+    /// requests share the one connection instead of each opening their own.
+    h2_gate: Arc<tokio::sync::Mutex<()>>,
+    speaks_h2: bool,
 }
 
 pub(crate) struct Pool {
@@ -101,7 +105,16 @@ impl Pool {
             idle: Vec::new(),
             h2: None,
             open: Arc::new(Semaphore::new(self.max_per_host)),
+            h2_gate: Arc::new(tokio::sync::Mutex::new(())),
+            speaks_h2: false,
         })
+    }
+
+    /// The connect gate of `key`, if it is known (or configured) to speak HTTP/2.
+    pub(crate) fn h2_gate(&self, key: &PoolKey, h2c: bool) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut hosts = lock(&self.hosts);
+        let conns = self.host(&mut hosts, key);
+        (h2c || conns.speaks_h2).then(|| conns.h2_gate.clone())
     }
 
     /// A pooled connection, or room for a new one; waits (queued) until `deadline`
@@ -162,7 +175,11 @@ impl Pool {
 
     /// Shares a new HTTP/2 connection for later requests to `key`.
     pub(crate) fn put_h2(&self, key: &PoolKey, sender: http2::SendRequest<HostBody>) {
-        self.host(&mut lock(&self.hosts), key).h2 = Some(sender);
+        let mut hosts = lock(&self.hosts);
+        let conns = self.host(&mut hosts, key);
+        conns.h2 = Some(sender);
+        conns.speaks_h2 = true;
+        drop(hosts);
         self.changed.notify_waiters();
     }
 

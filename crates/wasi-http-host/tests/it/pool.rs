@@ -336,3 +336,37 @@ async fn limits_reached_after_the_queue_wait_are_errors() {
         expected
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_by_prior_knowledge_for_listed_destinations() {
+    let origin = Origin::echo(None).await;
+    let mut client = ClientConfig::default();
+    client
+        .h2c_destinations
+        .push(format!("127.0.0.1:{}", origin.addr.port()).parse().unwrap());
+    let svc = service_with_client("client", client);
+    let r = call_ok(
+        &svc,
+        get(
+            "http://localhost/",
+            &[("x-url", &origin.url("/grpc")), ("x-concurrent", "4")],
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), "0 200\n1 200\n2 200\n3 200\n");
+    let r = call_ok(
+        &svc,
+        get("http://localhost/", &[("x-url", &origin.url("/grpc"))]),
+    )
+    .await;
+    assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
+    assert_eq!(origin.accepted(), 1);
+    // Other destinations keep HTTP/1.1.
+    let other = Origin::echo(None).await;
+    let r = call_ok(
+        &svc,
+        get("http://localhost/", &[("x-url", &other.url("/"))]),
+    )
+    .await;
+    assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/1.1");
+}
