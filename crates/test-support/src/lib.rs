@@ -422,11 +422,16 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Spawns `bin serve ARGS --addr 127.0.0.1:0` and waits for its listening line.
     pub fn spawn(bin: &str, args: &[&str]) -> ServeProcess {
+        ServeProcess::spawn_logging(bin, args, "info")
+    }
+
+    /// Like [`spawn`](Self::spawn) with `RUST_LOG` set to `filter`.
+    pub fn spawn_logging(bin: &str, args: &[&str], filter: &str) -> ServeProcess {
         let mut child = Command::new(bin)
             .arg("serve")
             .args(args)
             .args(["--addr", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -342,7 +342,7 @@ async fn outbound_ca_flag_and_clear_tls_setting_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &tls.ca_pem).unwrap();
-    let server = ServeProcess::spawn(
+    let server = ServeProcess::spawn_logging(
         BIN,
         &[
             &guest("client"),
@@ -351,11 +351,28 @@ async fn outbound_ca_flag_and_clear_tls_setting_errors() {
             "--outbound-ca",
             ca.to_str().unwrap(),
         ],
+        "info,wasi_http_host=debug",
     );
     let target = format!("https://localhost:{}/ca", origin.addr.port());
     let r = via_client_guest(&server, &target).await;
     assert_eq!(r.header("x-status"), "200", "{}", r.text());
     assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
+    // Each outgoing exchange is summed up in one debug event.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("outgoing request finished"))
+        .unwrap_or_else(|| panic!("no exchange summary in:\n{log}"));
+    for field in [
+        "status=200",
+        "reused=false",
+        "outcome=\"complete\"",
+        "duration_ms=",
+        "bytes=",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
 
     let err = test_support::serve_failure(BIN, &["--outbound-ca", "/nonexistent/ca.pem"]);
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");

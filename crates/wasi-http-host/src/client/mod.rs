@@ -245,6 +245,7 @@ impl ClientInner {
             host: host.to_ascii_lowercase(),
             port,
         };
+        let started = std::time::Instant::now();
         let queue_deadline = tokio::time::Instant::now() + connect_timeout;
         let in_flight = tokio::time::timeout_at(queue_deadline, self.in_flight.clone().acquire_owned())
             .await
@@ -292,17 +293,19 @@ impl ClientInner {
                     .map_err(ExchangeError::into_code)?
             }
         };
-        tracing::debug!(
-            destination = %authority,
-            status = response.status().as_u16(),
-            reused,
-            "outgoing response"
-        );
-        // The request counts as in flight until its response body is done or dropped.
+        // The request counts as in flight until its response body is done or dropped;
+        // then one log event sums it up.
         let (parts, body) = response.into_parts();
-        let body = HoldPermit {
+        let body = Tracked {
             body,
             _permit: in_flight,
+            destination: uri,
+            status: parts.status.as_u16(),
+            version: parts.version,
+            reused,
+            started,
+            bytes: 0,
+            outcome: "dropped before the end",
         }
         .boxed_unsync();
         Ok(IncomingResponse {
@@ -483,13 +486,21 @@ fn on_connection(code: ErrorCode, key: &PoolKey) -> ErrorCode {
     }
 }
 
-/// A body that holds a permit until it ends or is dropped.
-struct HoldPermit {
+/// A response body that holds the in-flight permit until it ends or is dropped, and
+/// logs the exchange (destination, status, bytes, duration, connection reuse) then.
+struct Tracked {
     body: HostBody,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    destination: http::Uri,
+    status: u16,
+    version: http::Version,
+    reused: bool,
+    started: std::time::Instant,
+    bytes: u64,
+    outcome: &'static str,
 }
 
-impl http_body::Body for HoldPermit {
+impl http_body::Body for Tracked {
     type Data = bytes::Bytes;
     type Error = ErrorCodeError;
 
@@ -497,7 +508,17 @@ impl http_body::Body for HoldPermit {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, ErrorCodeError>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        let poll = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &poll {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                self.bytes += n;
+            }
+            std::task::Poll::Ready(Some(Err(_))) => self.outcome = "body error",
+            std::task::Poll::Ready(None) => self.outcome = "complete",
+            std::task::Poll::Pending => {}
+        }
+        poll
     }
 
     fn is_end_stream(&self) -> bool {
@@ -506,6 +527,21 @@ impl http_body::Body for HoldPermit {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        tracing::debug!(
+            destination = %self.destination,
+            status = self.status,
+            version = ?self.version,
+            reused = self.reused,
+            bytes = self.bytes,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            outcome = self.outcome,
+            "outgoing request finished"
+        );
     }
 }
 
