@@ -10,17 +10,10 @@ DURATION=${1:-20}
 CONNS=${2:-64}
 GUEST=guests/wasm/client.wasm
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=benches/common.sh
+source benches/common.sh
 cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin
 BIN=target/release/wasi-http
-
-wait_port() {
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server on $1 did not start" >&2; return 1
-}
 
 ORIGIN_PORT=18090
 run() { # name port pid
@@ -40,7 +33,7 @@ run() { # name port pid
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   errors=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",", ""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
-  rss=$(awk '/VmHWM/ {printf "%.0fMiB", $2 / 1024}' "/proc/$3/status")
+  rss=$(peak_rss "$3")
   printf '%-18s %10s %9s %9s %9s %7s %12s %9s\n' "$1" "$rps" "$p50" "$p99" "$reqs" "$errors" "$((conns - 1))" "$rss"
   echo "$rps" > "/tmp/outbound-rps-$1"
 }
@@ -53,7 +46,7 @@ wait_port 127.0.0.1:18091
 run wasi-http 18091 $PID_A
 kill $PID_A; wait $PID_A 2>/dev/null || true
 
-if command -v wasmtime >/dev/null && wasmtime --version | grep -q '^wasmtime 48\.'; then
+if has_wasmtime48; then
   wasmtime serve --addr 127.0.0.1:18092 "$GUEST" 2>/dev/null &
   PID_B=$!
   wait_port 127.0.0.1:18092

@@ -8,17 +8,10 @@ DURATION=${1:-10}
 CONNS=${2:-64}
 GUEST=guests/wasm/hello.wasm
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=benches/common.sh
+source benches/common.sh
 cargo build --release -q -p wasi-http-cli
 BIN=target/release/wasi-http
-
-wait_port() { # host:port
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server on $1 did not start" >&2; return 1
-}
 
 run_wrk() { # name url pid
   local out
@@ -30,7 +23,7 @@ run_wrk() { # name url pid
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   local rss
-  rss=$(awk '/VmHWM/ {printf "%.0fMiB", $2 / 1024}' "/proc/$3/status")
+  rss=$(peak_rss "$3")
   printf '%-28s %12s %10s %10s %10s  %s\n' "$1" "$rps" "$p50" "$p99" "$rss" "$errors"
   echo "$rps" > "/tmp/serve-rps-$1"
 }
@@ -46,7 +39,7 @@ wait_port "127.0.0.1:$PORT_A"
 run_wrk wasi-http "http://127.0.0.1:$PORT_A/" "$PID_A"
 kill $PID_A; wait $PID_A 2>/dev/null || true
 
-if command -v wasmtime >/dev/null && wasmtime --version | grep -q '^wasmtime 48\.'; then
+if has_wasmtime48; then
   wasmtime serve --addr "127.0.0.1:$PORT_B" "$GUEST" 2>/dev/null &
   PID_B=$!
   wait_port "127.0.0.1:$PORT_B"

@@ -1,0 +1,23 @@
+# Shared by the load benchmarks (sourced, not run).
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+
+# wait_port HOST:PORT: until something listens there (60 s at most).
+wait_port() {
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server on $1 did not start" >&2
+  return 1
+}
+
+# peak_rss PID: the process's peak resident set, e.g. 24MiB.
+peak_rss() {
+  awk '/VmHWM/ {printf "%.0fMiB", $2 / 1024}' "/proc/$1/status"
+}
+
+# has_wasmtime48: whether `wasmtime serve` 48 is there to compare against.
+has_wasmtime48() {
+  command -v wasmtime >/dev/null && wasmtime --version | grep -q '^wasmtime 48\.'
+}
