@@ -365,8 +365,14 @@ impl ClientInner {
         limit: Duration,
         permit: ConnPermit,
     ) -> Result<Sender, ErrorCode> {
+        // One budget for the whole connect; running out while resolving is a DNS
+        // timeout, anywhere after it a connection timeout.
+        let deadline = tokio::time::Instant::now() + limit;
+        let resolved = tokio::time::timeout_at(deadline, resolve(host, key.port))
+            .await
+            .map_err(|_| ErrorCode::DnsTimeout)??;
+        let addrs = self.permitted(host, resolved)?;
         let connect = async {
-            let addrs = self.permitted(host, resolve(host, key.port).await?)?;
             let tcp = connect_any(&addrs).await?;
             let _ = tcp.set_nodelay(true);
             if !key.tls {
@@ -391,7 +397,7 @@ impl ClientInner {
                 handshake_h1(stream, permit).await
             }
         };
-        tokio::time::timeout(limit, connect)
+        tokio::time::timeout_at(deadline, connect)
             .await
             .map_err(|_| ErrorCode::ConnectionTimeout)?
     }
