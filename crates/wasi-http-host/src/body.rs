@@ -335,7 +335,7 @@ impl Body for ChannelBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.remaining == Some(0) && self.rx.is_closed() && self.rx.is_empty()
+        self.done
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -101,6 +101,12 @@ impl Pool {
         hosts: &'a mut HashMap<PoolKey, HostConns>,
         key: &PoolKey,
     ) -> &'a mut HostConns {
+        if !hosts.contains_key(key) {
+            // A guest can name endless destinations: forget the ones that hold nothing
+            // before remembering another, so the map stays as small as what is in use.
+            let now = Instant::now();
+            hosts.retain(|_, conns| !self.unused(conns, now));
+        }
         hosts.entry(key.clone()).or_insert_with(|| HostConns {
             idle: Vec::new(),
             h2: None,
@@ -108,6 +114,26 @@ impl Pool {
             h2_gate: Arc::new(tokio::sync::Mutex::new(())),
             speaks_h2: false,
         })
+    }
+
+    /// No usable connection, none open (every permit back), nobody connecting.
+    fn unused(&self, conns: &mut HostConns, now: Instant) -> bool {
+        conns
+            .idle
+            .retain(|(s, since)| !s.is_closed() && now - *since < self.idle_timeout);
+        if conns.h2.as_ref().is_some_and(|h2| h2.is_closed()) {
+            conns.h2 = None;
+        }
+        conns.idle.is_empty()
+            && conns.h2.is_none()
+            && conns.open.available_permits() == self.max_per_host
+            && Arc::strong_count(&conns.h2_gate) == 1
+    }
+
+    /// Destinations the pool remembers.
+    #[cfg(test)]
+    fn destinations(&self) -> usize {
+        lock(&self.hosts).len()
     }
 
     /// The connect gate of `key`, if it is known (or configured) to speak HTTP/2.
@@ -200,12 +226,6 @@ impl Pool {
         drop(hosts);
         self.changed.notify_waiters();
     }
-
-    /// Number of idle HTTP/1.1 connections (for tests and metrics).
-    #[allow(dead_code)]
-    pub(crate) fn idle_count(&self) -> usize {
-        lock(&self.hosts).values().map(|c| c.idle.len()).sum()
-    }
 }
 
 /// An HTTP/1.1 response body that returns its connection to the pool at its end.
@@ -267,5 +287,38 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn destinations_that_hold_nothing_are_forgotten() {
+        let pool = Pool::new(Duration::from_secs(90), 8, 4);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let key = |port| PoolKey {
+            tls: false,
+            host: "192.0.2.1".into(),
+            port,
+        };
+        // A connection attempt per port, each failing (its permit dropped).
+        for port in 1..=1000 {
+            let acquired = pool.acquire(&key(port), deadline).await;
+            assert!(matches!(acquired, Some(Acquired::New(_))));
+        }
+        assert!(
+            pool.destinations() <= 1,
+            "{} remembered",
+            pool.destinations()
+        );
+        // One still holding an open-connection permit is kept, with its limit.
+        let held = pool.acquire(&key(1), deadline).await;
+        pool.acquire(&key(2), deadline).await;
+        assert_eq!(pool.destinations(), 2);
+        drop(held);
+        pool.acquire(&key(3), deadline).await;
+        assert_eq!(pool.destinations(), 1);
     }
 }
