@@ -57,15 +57,33 @@ struct ServeArgs {
     /// private, link-local, CGNAT and unique-local networks are blocked by default.
     #[arg(long = "block-network", value_name = "CIDR")]
     block_network: Vec<ipnet::IpNet>,
-    /// Outgoing connect timeout (DNS + TCP + TLS) when the guest sets none.
+    /// Outgoing DNS resolution timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    dns_timeout: Duration,
+    /// Resolve outgoing host names with these DNS servers (`IP` or `IP:PORT`,
+    /// repeatable) instead of the operating system's resolver.
+    #[arg(long = "dns-server", value_name = "ADDR", value_parser = parse_dns_server)]
+    dns_server: Vec<SocketAddr>,
+    /// Outgoing TCP connect timeout (also the longest wait in a queue for a
+    /// connection) when the guest sets none.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// Outgoing TLS handshake timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    tls_handshake_timeout: Duration,
     /// Outgoing wait for the response head when the guest sets none.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     first_byte_timeout: Duration,
     /// Outgoing wait between response body frames when the guest sets none.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     between_bytes_timeout: Duration,
+    /// Longest outgoing timeout a guest may set in its request options; longer ones
+    /// are cut to it.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    max_guest_timeout: Duration,
+    /// How long an idle outgoing keep-alive connection is kept for reuse.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pool_idle_timeout: Duration,
     /// Trust these CA certificates (PEM file, repeatable) for outgoing HTTPS.
     #[arg(long = "outbound-ca", value_name = "FILE")]
     outbound_ca: Vec<PathBuf>,
@@ -139,6 +157,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("invalid duration unit in `{s}` (use ms, s or m)")),
     }
+}
+
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("invalid DNS server `{s}` (use IP or IP:PORT)"))
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -217,7 +244,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         client.max_connections_per_host = args.max_connections_per_host;
         client.h2c_destinations = args.outbound_h2c;
         client.max_concurrent_requests = args.max_outbound_requests;
+        client.dns_timeout = args.dns_timeout;
+        if !args.dns_server.is_empty() {
+            client.resolver = wasi_http_host::Resolver::Nameservers(args.dns_server);
+        }
         client.connect_timeout = args.connect_timeout;
+        client.tls_handshake_timeout = args.tls_handshake_timeout;
+        client.max_guest_timeout = args.max_guest_timeout;
+        client.pool_idle_timeout = args.pool_idle_timeout;
         client.first_byte_timeout = args.first_byte_timeout;
         client.between_bytes_timeout = args.between_bytes_timeout;
         let mut config = ServiceConfig::default();

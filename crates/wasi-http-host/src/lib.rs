@@ -84,8 +84,8 @@ mod trailers;
 pub use body::{boxed, empty, HostBody, HostIncomingBody, HostOutgoingBody};
 pub use client::{
     default_tls_config, Client, ClientAuth, ClientConfig, DestinationRule,
-    HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, ResponseFuture,
-    RuleError, TlsError, TlsOptions, TrustRoots, INTERNAL_NETWORKS,
+    HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, Resolver,
+    ResponseFuture, RuleError, TlsError, TlsOptions, TrustRoots, INTERNAL_NETWORKS,
 };
 pub use ctx::{
     DefaultHooks, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,

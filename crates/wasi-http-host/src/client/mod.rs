@@ -4,10 +4,12 @@
 //! The client sits behind [`WasiHttpHooks::send_request`](crate::WasiHttpHooks), so
 //! an embedder (or a later pooled client) replaces it without touching the types.
 
+mod dns;
 mod policy;
 mod pool;
 mod tls;
 
+pub use self::dns::Resolver;
 pub use self::policy::{DestinationRule, OutboundPolicy, RuleError, INTERNAL_NETWORKS};
 pub use self::tls::{ClientAuth, TlsError, TlsOptions, TrustRoots};
 
@@ -25,6 +27,7 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 
+use self::dns::Lookup;
 use self::pool::{Acquired, ConnPermit, Pool, PoolKey, PooledBody, Sender};
 use crate::body::HostBody;
 use crate::error_code::{self, ErrorCode, ErrorCodeError, HttpError};
@@ -85,16 +88,34 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<IncomingResponse, E
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// DNS resolution plus TCP connect plus TLS handshake. Default: 10 s.
+    /// Name resolution (one query, including retries to further nameservers).
+    /// Running out is `DNS-timeout`. Default: 5 s.
+    pub dns_timeout: Duration,
+    /// TCP connect, and also the longest a request waits in a queue for a connection
+    /// (see `max_connections_per_host`). The guest's `connect-timeout` replaces it.
+    /// Running out is `connection-timeout`. Default: 10 s.
     pub connect_timeout: Duration,
-    /// From the request being sent to the response head arriving. Default: 60 s.
+    /// TLS handshake (and the HTTP/2 preface) on a new connection. Running out is
+    /// `connection-timeout`. Default: 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// From the request being sent to the response head arriving; the guest's
+    /// `first-byte-timeout` replaces it. Running out is `HTTP-response-timeout`.
+    /// Default: 60 s.
     pub first_byte_timeout: Duration,
-    /// Between two frames of the response body. Default: 60 s.
+    /// Between two frames of the response body; the guest's `between-bytes-timeout`
+    /// replaces it. Running out is `connection-read-timeout`. Default: 60 s.
     pub between_bytes_timeout: Duration,
+    /// The longest timeout a guest may ask for in its `request-options`; longer ones
+    /// are cut to this, so a guest cannot hold host resources indefinitely.
+    /// Default: 10 min.
+    pub max_guest_timeout: Duration,
+    /// How host names are resolved. Default: the operating system's resolver.
+    pub resolver: Resolver,
     /// TLS settings for `https`; `None` means rustls with the webpki roots. Offer
     /// `h2` by ALPN to use HTTP/2 with servers that support it.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// How long an idle keep-alive connection is kept for reuse. Default: 90 s.
+    /// How long an idle keep-alive connection is kept for reuse; a background task
+    /// closes expired ones. Default: 90 s.
     pub pool_idle_timeout: Duration,
     /// Most idle HTTP/1.1 connections kept per destination. Default: 256.
     pub pool_max_idle_per_host: usize,
@@ -114,9 +135,13 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            dns_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(60),
             between_bytes_timeout: Duration::from_secs(60),
+            max_guest_timeout: Duration::from_secs(600),
+            resolver: Resolver::System,
             tls: None,
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 256,
@@ -137,6 +162,9 @@ pub struct Client {
 struct ClientInner {
     config: ClientConfig,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// `None` when the resolver settings were unusable (logged at construction).
+    lookup: Option<Lookup>,
+    reaper: std::sync::Once,
     pool: Arc<Pool>,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
@@ -176,6 +204,14 @@ impl Client {
                 None
             }
         };
+        let lookup = match Lookup::new(&config.resolver, config.dns_timeout) {
+            Ok(lookup) => Some(lookup),
+            Err(e) => {
+                // IP literals still work; names fail with configuration-error.
+                tracing::error!(error = %e, "DNS resolver configuration failed");
+                None
+            }
+        };
         let pool = Arc::new(Pool::new(
             config.pool_idle_timeout,
             config.pool_max_idle_per_host,
@@ -188,6 +224,8 @@ impl Client {
             inner: Arc::new(ClientInner {
                 config,
                 tls,
+                lookup,
+                reaper: std::sync::Once::new(),
                 pool,
                 in_flight,
             }),
@@ -214,10 +252,16 @@ impl ClientInner {
             first_byte_timeout,
             between_bytes_timeout,
         } = req;
-        let connect_timeout = connect_timeout.unwrap_or(self.config.connect_timeout);
-        let first_byte_timeout = first_byte_timeout.unwrap_or(self.config.first_byte_timeout);
-        let between_bytes_timeout =
-            between_bytes_timeout.unwrap_or(self.config.between_bytes_timeout);
+        let config = &self.config;
+        let guest =
+            |t: Option<Duration>, default| t.map_or(default, |t| t.min(config.max_guest_timeout));
+        let connect_timeout = guest(connect_timeout, config.connect_timeout);
+        let first_byte_timeout = guest(first_byte_timeout, config.first_byte_timeout);
+        let between_bytes_timeout = guest(between_bytes_timeout, config.between_bytes_timeout);
+        // Idle connections to destinations never asked for again are closed by a
+        // task of their own; started here because this runs on the runtime.
+        self.reaper
+            .call_once(|| pool::spawn_reaper(Arc::downgrade(&self.pool)));
 
         let uri = request.uri().clone();
         let authority = uri
@@ -357,7 +401,8 @@ impl ClientInner {
             .any(|rule| rule.matches(false, host, port))
     }
 
-    /// A new connection (DNS, TCP, TLS, HTTP handshake) within `limit`.
+    /// A new connection: DNS, TCP (within `limit`), TLS and HTTP handshake, each
+    /// phase under its own timeout.
     async fn connect(
         &self,
         key: &PoolKey,
@@ -365,16 +410,16 @@ impl ClientInner {
         limit: Duration,
         permit: ConnPermit,
     ) -> Result<Sender, ErrorCode> {
-        // One budget for the whole connect; running out while resolving is a DNS
-        // timeout, anywhere after it a connection timeout.
-        let deadline = tokio::time::Instant::now() + limit;
-        let resolved = tokio::time::timeout_at(deadline, resolve(host, key.port))
+        let config = &self.config;
+        let resolved = tokio::time::timeout(config.dns_timeout, self.resolve(host, key.port))
             .await
             .map_err(|_| ErrorCode::DnsTimeout)??;
         let addrs = self.permitted(host, resolved)?;
-        let connect = async {
-            let tcp = connect_any(&addrs).await?;
-            let _ = tcp.set_nodelay(true);
+        let tcp = tokio::time::timeout(limit, connect_any(&addrs))
+            .await
+            .map_err(|_| ErrorCode::ConnectionTimeout)??;
+        let _ = tcp.set_nodelay(true);
+        let handshake = async {
             if !key.tls {
                 if self.is_h2c(host, key.port) {
                     let sender = handshake_h2(tcp, permit).await?;
@@ -397,9 +442,27 @@ impl ClientInner {
                 handshake_h1(stream, permit).await
             }
         };
-        tokio::time::timeout_at(deadline, connect)
+        tokio::time::timeout(config.tls_handshake_timeout, handshake)
             .await
-            .map_err(|_| ErrorCode::ConnectionTimeout)?
+            .map_err(|_| {
+                tracing::debug!(%host, port = key.port, "TLS or HTTP handshake timed out");
+                ErrorCode::ConnectionTimeout
+            })?
+    }
+
+    /// Resolves a host. Names under `.invalid` never resolve (RFC 6761 §6.4), so they
+    /// fail at once without asking a resolver; IP literals skip resolution.
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ErrorCode> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let lower = host.to_ascii_lowercase();
+        if lower == "invalid" || lower.ends_with(".invalid") || lower.ends_with(".invalid.") {
+            return Err(dns::dns_error("NXDOMAIN"));
+        }
+        let lookup = self.lookup.as_ref().ok_or(ErrorCode::ConfigurationError)?;
+        lookup.resolve(host, port).await
     }
 
     /// The resolved addresses the policy lets us connect to; none is an error.
@@ -639,33 +702,6 @@ where
         drop(permit);
     });
     Ok(sender)
-}
-
-/// Resolves a host. Names under `.invalid` never resolve (RFC 6761 §6.4), so they fail
-/// at once without asking a resolver; IP literals skip resolution.
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ErrorCode> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let lower = host.to_ascii_lowercase();
-    let dns_error = |rcode: &str| {
-        ErrorCode::DnsError(crate::bindings::http::types::DnsErrorPayload {
-            rcode: Some(rcode.to_owned()),
-            info_code: None,
-        })
-    };
-    if lower == "invalid" || lower.ends_with(".invalid") || lower.ends_with(".invalid.") {
-        return Err(dns_error("NXDOMAIN"));
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| dns_error(&e.to_string()))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(dns_error("NODATA"));
-    }
-    Ok(addrs)
 }
 
 async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, ErrorCode> {
