@@ -34,7 +34,7 @@ pub enum Resolver {
 #[derive(Clone)]
 pub(crate) enum Lookup {
     System,
-    Dns(TokioResolver),
+    Dns(Box<TokioResolver>),
 }
 
 impl Lookup {
@@ -62,7 +62,7 @@ impl Lookup {
                 );
                 builder.options_mut().timeout = timeout;
                 builder.options_mut().attempts = 1;
-                builder.build().map(Lookup::Dns).map_err(|e| e.to_string())
+                builder.build().map(|r| Lookup::Dns(Box::new(r))).map_err(|e| e.to_string())
             }
         }
     }
