@@ -1,12 +1,13 @@
 //! `wasi-http`: glue between the command line and the `wasi-http-host` library.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use wasi_http_host::{EngineConfig, ProxyService, ServiceConfig};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueHint};
+use wasi_http_host::{EngineConfig, ProxyService, Server, ServerConfig, ServiceConfig};
 use wasmtime::component::Component;
 
 /// The demo component served when no COMPONENT is given (the project's hello guest).
@@ -21,23 +22,90 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a wasi:http/proxy component over HTTP/1.1 and HTTP/2 (cleartext).
+    /// Serve a wasi:http/proxy component over HTTP/1.1 and HTTP/2 (h2c, or TLS with
+    /// --tls-cert/--tls-key).
     Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
     /// The component (.wasm). Without it, an embedded demo component is served.
+    #[arg(value_hint = ValueHint::FilePath)]
     component: Option<PathBuf>,
+    /// Read settings from this TOML file: keys are these flags' long names
+    /// (`max-memory = "512MiB"`, `allow-outbound = ["api.example.com"]`); flags given
+    /// on the command line override it; unknown keys are errors.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", value_hint = ValueHint::FilePath)]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", value_hint = ValueHint::FilePath)]
+    tls_key: Option<PathBuf>,
+    /// Worker threads, each with its own event loop (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Longest a guest may run for one request, e.g. `30s`, `500ms` (0: no limit).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     request_timeout: Duration,
-    /// Most linear memory per instance, e.g. `512MiB`, `1GiB`.
-    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    /// Most linear memory per instance, e.g. `512MiB`, `1GiB` (at most 4GiB).
+    #[arg(long, default_value = "1GiB", value_parser = parse_memory)]
     max_memory: usize,
+    /// Fuel (about one unit per wasm instruction) a guest may burn per request;
+    /// past it the guest is stopped with a 500. Costs some speed. Default: no limit.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Most open client connections; further ones are closed at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Most requests with a running guest at once (at most --max-instances).
+    #[arg(long, default_value_t = 1000)]
+    max_concurrent_requests: usize,
+    /// Most requests waiting for a free slot; beyond it, 503 with retry-after.
+    #[arg(long, default_value_t = 1000)]
+    max_queued_requests: usize,
+    /// Longest a request waits for a free slot before 503.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    queue_timeout: Duration,
+    /// Longest time to receive a request head (and, with TLS, the handshake);
+    /// past it the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// Close a connection idle (no request, no traffic) for this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Largest request header section; beyond it, 431.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    max_header_bytes: u64,
+    /// Largest request body, counted while streaming; beyond it, 413 (0: no limit).
+    #[arg(long, default_value = "100MiB", value_parser = parse_size)]
+    max_request_body: u64,
+    /// Longest wait between two pieces of a request body; past it, 408.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_body_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`) here.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Do not log one line per request.
+    #[arg(long)]
+    no_access_log: bool,
+    /// Where guests' stdout and stderr go: log lines tagged with the request id,
+    /// the server's own stdout/stderr, or nowhere.
+    #[arg(long, value_enum, default_value_t = Output::Log)]
+    guest_output: Output,
+    /// Most guest output logged per request (the rest is dropped).
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    guest_output_limit: u64,
     /// Most concurrent instances (pooling allocator slots).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
@@ -85,16 +153,16 @@ struct ServeArgs {
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pool_idle_timeout: Duration,
     /// Trust these CA certificates (PEM file, repeatable) for outgoing HTTPS.
-    #[arg(long = "outbound-ca", value_name = "FILE")]
+    #[arg(long = "outbound-ca", value_name = "FILE", value_hint = ValueHint::FilePath)]
     outbound_ca: Vec<PathBuf>,
     /// Base set of trusted authorities for outgoing HTTPS.
     #[arg(long, value_enum, default_value_t = Trust::Webpki)]
     outbound_trust: Trust,
     /// Client certificate chain (PEM) for outgoing mutual TLS; needs --outbound-client-key.
-    #[arg(long, value_name = "FILE", requires = "outbound_client_key")]
+    #[arg(long, value_name = "FILE", requires = "outbound_client_key", value_hint = ValueHint::FilePath)]
     outbound_client_cert: Option<PathBuf>,
     /// Private key (PEM) of --outbound-client-cert.
-    #[arg(long, value_name = "FILE", requires = "outbound_client_cert")]
+    #[arg(long, value_name = "FILE", requires = "outbound_client_cert", value_hint = ValueHint::FilePath)]
     outbound_client_key: Option<PathBuf>,
     /// Accept any server certificate on outgoing HTTPS. For local testing only.
     #[arg(long)]
@@ -112,6 +180,24 @@ struct ServeArgs {
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    /// Log lines tagged with the request id (bounded per request).
+    Log,
+    /// The server's own stdout and stderr.
+    Inherit,
+    /// Dropped.
+    Discard,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -168,13 +254,13 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("invalid DNS server `{s}` (use IP or IP:PORT)"))
 }
 
-fn parse_size(s: &str) -> Result<usize, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, ""), |i| s.split_at(i));
-    let n: usize = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
-    let mult = match unit {
+    let n: u64 = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
+    let mult: u64 = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -185,33 +271,147 @@ fn parse_size(s: &str) -> Result<usize, String> {
             ))
         }
     };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size `{s}` too large"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size `{s}` too large"))
+}
+
+fn parse_memory(s: &str) -> Result<usize, String> {
+    let bytes = parse_size(s)?;
     if bytes > 4 << 30 {
         return Err(format!("size `{s}` exceeds wasm32's 4GiB"));
     }
-    Ok(bytes)
+    usize::try_from(bytes).map_err(|_| format!("size `{s}` too large for this machine"))
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: piped or collected logs stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve(args),
+fn main() -> std::process::ExitCode {
+    let result = parse_cli(std::env::args_os().collect()).and_then(|cli| match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_format);
+            serve(args)
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line; no backtrace for an operator's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // Colour only on a terminal: piped or collected logs stay plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// Parses the command line; with `serve --config FILE`, the file's settings come
+/// first and the command line's flags override them.
+fn parse_cli(argv: Vec<OsString>) -> Result<Cli> {
+    let matches = Cli::command().get_matches_from(argv.clone());
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let command = Cli::command();
+    let serve_command = command
+        .find_subcommand("serve")
+        .context("internal: no serve command")?;
+    let mut from_file: Vec<OsString> = Vec::new();
+    let mut component = None;
+    for (key, value) in &table {
+        let arg = serve_command
+            .get_arguments()
+            .find(|a| {
+                a.get_long() == Some(key.as_str())
+                    || (key == "component" && a.get_id() == "component")
+            })
+            .filter(|a| a.get_id() != "config")
+            .with_context(|| format!("{}: unknown setting `{key}`", path.display()))?;
+        if serve.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        {
+            continue; // the command line wins
+        }
+        let is_path = arg.get_value_hint() == ValueHint::FilePath;
+        let values = toml_values(key, value, path)?;
+        let mut values = values.into_iter().map(|v| match is_path {
+            true => base.join(v).into_os_string(),
+            false => OsString::from(v),
+        });
+        if key == "component" {
+            component = values.next_back();
+            continue;
+        }
+        if let toml::Value::Boolean(flag) = value {
+            if *flag {
+                from_file.push(format!("--{key}").into());
+            }
+            continue;
+        }
+        for v in values {
+            from_file.push(format!("--{key}").into());
+            from_file.push(v);
+        }
+    }
+    // The file's flags go right after `serve`, so the command line's own come later.
+    let at = argv
+        .iter()
+        .position(|a| a == "serve")
+        .map_or(argv.len(), |i| i + 1);
+    let mut merged: Vec<OsString> = argv[..at].to_vec();
+    merged.extend(from_file);
+    merged.extend_from_slice(&argv[at..]);
+    merged.extend(component);
+    let matches = Cli::command().get_matches_from(merged);
+    Ok(Cli::from_arg_matches(&matches)?)
+}
+
+/// A TOML value as the flag values it stands for.
+fn toml_values(key: &str, value: &toml::Value, path: &Path) -> Result<Vec<String>> {
+    Ok(match value {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Integer(i) => vec![i.to_string()],
+        toml::Value::Float(f) => vec![f.to_string()],
+        toml::Value::Boolean(b) => vec![b.to_string()],
+        toml::Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                if matches!(item, toml::Value::Array(_) | toml::Value::Table(_)) {
+                    bail!("{}: `{key}` must be a list of plain values", path.display());
+                }
+                out.extend(toml_values(key, item, path)?);
+            }
+            out
+        }
+        toml::Value::Table(_) | toml::Value::Datetime(_) => {
+            bail!(
+                "{}: `{key}` must be a string, number, boolean or list",
+                path.display()
+            )
+        }
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the Tokio runtime")?;
@@ -220,6 +420,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         engine_config.pooling = !args.no_pooling;
         engine_config.max_instances = args.max_instances;
         engine_config.max_memory_bytes = args.max_memory;
+        engine_config.fuel = args.fuel.is_some();
         let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
             .map_err(anyhow::Error::from)
             .context("creating the engine")?;
@@ -231,47 +432,112 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .map_err(anyhow::Error::from)
                 .context("compiling the embedded demo component")?,
         };
-        let tls = tls_options(&args)?
-            .build()
-            .context("outgoing TLS settings")?;
-        let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
-        policy.allow = args.allow_outbound;
-        policy.allow_networks = args.allow_network;
-        policy.block_networks.extend(args.block_network);
-        let mut client = wasi_http_host::ClientConfig::default();
-        client.tls = Some(tls);
-        client.policy = policy;
-        client.max_connections_per_host = args.max_connections_per_host;
-        client.h2c_destinations = args.outbound_h2c;
-        client.max_concurrent_requests = args.max_outbound_requests;
-        client.dns_timeout = args.dns_timeout;
-        if !args.dns_server.is_empty() {
-            client.resolver = wasi_http_host::Resolver::Nameservers(args.dns_server);
-        }
-        client.connect_timeout = args.connect_timeout;
-        client.tls_handshake_timeout = args.tls_handshake_timeout;
-        client.max_guest_timeout = args.max_guest_timeout;
-        client.pool_idle_timeout = args.pool_idle_timeout;
-        client.first_byte_timeout = args.first_byte_timeout;
-        client.between_bytes_timeout = args.between_bytes_timeout;
+        let client = wasi_http_host::Client::new(client_config(&args)?);
         let mut config = ServiceConfig::default();
-        config.hooks = std::sync::Arc::new(wasi_http_host::DefaultHooks::new(
-            wasi_http_host::Client::new(client),
-        ));
+        config.hooks = std::sync::Arc::new(wasi_http_host::DefaultHooks::new(client.clone()));
         config.max_memory_bytes = Some(args.max_memory);
         config.max_resources = args.max_resources;
         config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+        config.fuel = args.fuel;
+        config.guest_output = match args.guest_output {
+            Output::Log => wasi_http_host::GuestOutput::Log {
+                max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),
+            },
+            Output::Inherit => wasi_http_host::GuestOutput::Inherit,
+            Output::Discard => wasi_http_host::GuestOutput::Discard,
+        };
         let service = ProxyService::new(&engine, &component, config)?;
 
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("binding {}", args.addr))?;
-        let addr = listener.local_addr()?;
-        eprintln!("Serving HTTP on http://{addr}/");
-        service.serve(listener, shutdown_signal()).await?;
+        let metrics = wasi_http_host::Metrics::new(Some(&client));
+        let server_config = server_config(&args, metrics.clone())?;
+        let https = server_config.tls.is_some();
+        let server = Server::bind(args.addr, server_config)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            let mut stop = stop_rx.clone();
+            eprintln!("Metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(wasi_http_host::serve_metrics(
+                listener,
+                metrics,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        let scheme = if https { "https" } else { "http" };
+        eprintln!("Serving HTTP on {scheme}://{}/", server.local_addr());
+        server
+            .run(service, async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        drop(stop_rx);
         eprintln!("Shut down.");
         Ok(())
     })
+}
+
+fn client_config(args: &ServeArgs) -> Result<wasi_http_host::ClientConfig> {
+    let tls = tls_options(args)?
+        .build()
+        .context("outgoing TLS settings")?;
+    let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
+    policy.allow = args.allow_outbound.clone();
+    policy.allow_networks = args.allow_network.clone();
+    policy
+        .block_networks
+        .extend(args.block_network.iter().cloned());
+    let mut client = wasi_http_host::ClientConfig::default();
+    client.tls = Some(tls);
+    client.policy = policy;
+    client.max_connections_per_host = args.max_connections_per_host;
+    client.h2c_destinations = args.outbound_h2c.clone();
+    client.max_concurrent_requests = args.max_outbound_requests;
+    client.dns_timeout = args.dns_timeout;
+    if !args.dns_server.is_empty() {
+        client.resolver = wasi_http_host::Resolver::Nameservers(args.dns_server.clone());
+    }
+    client.connect_timeout = args.connect_timeout;
+    client.tls_handshake_timeout = args.tls_handshake_timeout;
+    client.max_guest_timeout = args.max_guest_timeout;
+    client.pool_idle_timeout = args.pool_idle_timeout;
+    client.first_byte_timeout = args.first_byte_timeout;
+    client.between_bytes_timeout = args.between_bytes_timeout;
+    Ok(client)
+}
+
+fn server_config(args: &ServeArgs, metrics: wasi_http_host::Metrics) -> Result<ServerConfig> {
+    if args.max_concurrent_requests > args.max_instances as usize && !args.no_pooling {
+        bail!(
+            "--max-concurrent-requests ({}) exceeds --max-instances ({}): requests past the \
+             instance slots would fail; raise --max-instances or lower the request limit",
+            args.max_concurrent_requests,
+            args.max_instances
+        );
+    }
+    let mut config = ServerConfig::default();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls =
+            Some(wasi_http_host::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
+    }
+    config.workers = args.workers;
+    config.max_connections = args.max_connections;
+    config.max_concurrent_requests = args.max_concurrent_requests;
+    config.max_queued_requests = args.max_queued_requests;
+    config.queue_timeout = args.queue_timeout;
+    config.header_read_timeout = args.header_read_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.max_header_bytes = usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX);
+    config.max_request_body_bytes = (args.max_request_body > 0).then_some(args.max_request_body);
+    config.request_body_timeout = args.request_body_timeout;
+    config.shutdown_timeout = args.shutdown_timeout;
+    config.access_log = !args.no_access_log;
+    config.metrics = metrics;
+    Ok(config)
 }
 
 fn load_component(engine: &wasmtime::Engine, path: &PathBuf) -> Result<Component> {
@@ -293,15 +559,36 @@ fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [0, 0]
 }
 
+/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
 async fn shutdown_signal() {
+    first_signal().await;
+    eprintln!("Shutting down: finishing in-flight requests (signal again to exit now)");
+    tokio::spawn(async {
+        first_signal().await;
+        std::process::exit(130);
+    });
+}
+
+#[cfg(unix)]
+async fn first_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn first_signal() {
     if tokio::signal::ctrl_c().await.is_err() {
         // No signal handling available: serve until killed.
         std::future::pending::<()>().await;
     }
-    eprintln!("Shutting down: finishing in-flight requests (Ctrl-C again to exit now)");
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
-        }
-    });
 }

@@ -76,6 +76,7 @@ mod fields;
 mod host;
 mod limits;
 mod linker;
+mod metrics;
 mod request;
 mod response;
 mod server;
@@ -83,7 +84,7 @@ mod trailers;
 
 pub use body::{boxed, empty, HostBody, HostIncomingBody, HostOutgoingBody};
 pub use client::{
-    default_tls_config, Client, ClientAuth, ClientConfig, DestinationRule,
+    default_tls_config, server_tls_config, Client, ClientAuth, ClientConfig, DestinationRule,
     HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, Resolver,
     ResponseFuture, RuleError, TlsError, TlsOptions, TrustRoots, INTERNAL_NETWORKS,
 };
@@ -98,10 +99,12 @@ pub use linker::{
     add_only_http_to_linker, add_to_linker_async, add_to_linker_async_with_wasi,
     add_to_linker_sync, add_to_linker_sync_with_wasi,
 };
+pub use metrics::{serve_metrics, Metrics};
 pub use request::{HostIncomingRequest, HostOutgoingRequest, HostRequestOptions};
 pub use response::{HostIncomingResponse, HostOutgoingResponse, HostResponseOutparam};
 pub use server::{
-    new_engine, EngineConfig, GuestResponseError, IncomingRequestError, ProxyService, ProxyState,
-    ResponseReceiver, ServiceConfig, ServiceError, EPOCH_TICK,
+    new_engine, EngineConfig, GuestOutput, GuestResponseError, IncomingRequestError, ProxyService,
+    ProxyState, ResponseReceiver, Server, ServerConfig, ServerError, ServiceConfig, ServiceError,
+    EPOCH_TICK,
 };
 pub use trailers::HostFutureTrailers;

@@ -62,7 +62,10 @@ impl Lookup {
                 );
                 builder.options_mut().timeout = timeout;
                 builder.options_mut().attempts = 1;
-                builder.build().map(|r| Lookup::Dns(Box::new(r))).map_err(|e| e.to_string())
+                builder
+                    .build()
+                    .map(|r| Lookup::Dns(Box::new(r)))
+                    .map_err(|e| e.to_string())
             }
         }
     }

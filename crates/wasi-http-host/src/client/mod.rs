@@ -11,7 +11,7 @@ mod tls;
 
 pub use self::dns::Resolver;
 pub use self::policy::{DestinationRule, OutboundPolicy, RuleError, INTERNAL_NETWORKS};
-pub use self::tls::{ClientAuth, TlsError, TlsOptions, TrustRoots};
+pub use self::tls::{server_tls_config, ClientAuth, TlsError, TlsOptions, TrustRoots};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +31,7 @@ use self::dns::Lookup;
 use self::pool::{Acquired, ConnPermit, Pool, PoolKey, PooledBody, Sender};
 use crate::body::HostBody;
 use crate::error_code::{self, ErrorCode, ErrorCodeError, HttpError};
+use crate::metrics::ClientStats;
 use crate::request::{HostOutgoingRequest, HostRequestOptions};
 use crate::response::HostIncomingResponse;
 use crate::WasiHttpCtxView;
@@ -165,6 +166,7 @@ struct ClientInner {
     /// `None` when the resolver settings were unusable (logged at construction).
     lookup: Option<Lookup>,
     reaper: std::sync::Once,
+    stats: ClientStats,
     pool: Arc<Pool>,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
@@ -226,6 +228,7 @@ impl Client {
                 tls,
                 lookup,
                 reaper: std::sync::Once::new(),
+                stats: ClientStats::default(),
                 pool,
                 in_flight,
             }),
@@ -240,7 +243,23 @@ impl Client {
     /// Sends a request; the future resolves to the response head.
     pub fn send(&self, request: OutgoingRequest) -> ResponseFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.send(request).await })
+        Box::pin(async move {
+            let result = inner.send(request).await;
+            let outcome = match &result {
+                Ok(_) => "response",
+                Err(code) => error_code::name(code),
+            };
+            inner
+                .stats
+                .requests
+                .get_or_create(&[("outcome", outcome)])
+                .inc();
+            result
+        })
+    }
+
+    pub(crate) fn stats(&self) -> &ClientStats {
+        &self.inner.stats
     }
 }
 
@@ -302,6 +321,9 @@ impl ClientInner {
         let (sender, reused) = self
             .sender(&key, host, connect_timeout, queue_deadline)
             .await?;
+        if reused {
+            self.stats.connections_reused.inc();
+        }
         // A pooled connection can be closed by the peer just as we reuse it. A request
         // that never left, or an idempotent one without a body, is safe to send again.
         let replay = reused.then(|| Replay::of(&request)).flatten();
@@ -415,6 +437,7 @@ impl ClientInner {
             .await
             .map_err(|_| ErrorCode::DnsTimeout)??;
         let addrs = self.permitted(host, resolved)?;
+        self.stats.connections_opened.inc();
         let tcp = tokio::time::timeout(limit, connect_any(&addrs))
             .await
             .map_err(|_| ErrorCode::ConnectionTimeout)??;

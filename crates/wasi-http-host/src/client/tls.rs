@@ -86,6 +86,38 @@ impl From<rustls::Error> for TlsError {
     }
 }
 
+/// A certificate chain and its private key from PEM files.
+fn load_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let cert_chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError::Pem(cert.to_owned(), e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(cert.to_owned(), e.to_string()))?;
+    if cert_chain.is_empty() {
+        return Err(TlsError::Pem(
+            cert.to_owned(),
+            "no certificates in file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::Pem(key.to_owned(), e.to_string()))?;
+    Ok((cert_chain, key))
+}
+
+/// A server TLS configuration from a PEM certificate chain and key, offering HTTP/2
+/// and HTTP/1.1 by ALPN; for [`ServerConfig::tls`](crate::ServerConfig::tls).
+pub fn server_tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (chain, key) = load_identity(cert, key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -107,18 +139,7 @@ impl TlsOptions {
 
     /// Sets the client certificate from PEM files (chain, then key).
     pub fn set_client_auth_pem_files(&mut self, cert: &Path, key: &Path) -> Result<(), TlsError> {
-        let cert_chain = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| TlsError::Pem(cert.to_owned(), e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Pem(cert.to_owned(), e.to_string()))?;
-        if cert_chain.is_empty() {
-            return Err(TlsError::Pem(
-                cert.to_owned(),
-                "no certificates in file".into(),
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| TlsError::Pem(key.to_owned(), e.to_string()))?;
+        let (cert_chain, key) = load_identity(cert, key)?;
         self.client_auth = Some(ClientAuth { cert_chain, key });
         Ok(())
     }

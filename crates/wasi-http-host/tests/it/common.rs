@@ -43,7 +43,7 @@ pub fn component(name: &str) -> Component {
 
 pub fn config() -> ServiceConfig {
     let mut config = ServiceConfig::default();
-    config.inherit_stdio = false;
+    config.guest_output = wasi_http_host::GuestOutput::Discard;
     config
 }
 

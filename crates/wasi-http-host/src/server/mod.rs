@@ -3,7 +3,6 @@
 //! `wasi:http/proxy` component over hyper with a fresh instance per request.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,9 +19,17 @@ use crate::bindings::ProxyPre;
 use crate::body::{BodyReader, Direction, HostBody, HostIncomingBody};
 use crate::error_code::{ErrorCode, ErrorCodeError};
 use crate::fields::HostFields;
+use crate::metrics::Metrics;
 use crate::request::HostIncomingRequest;
 use crate::response::{GuestResponse, HostResponseOutparam};
 use crate::{Limits, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+mod guest_output;
+mod serve;
+
+pub use self::guest_output::GuestOutput;
+use self::guest_output::LogSink;
+pub use self::serve::{Server, ServerConfig, ServerError};
 
 /// Why an `http::Request` could not become an `incoming-request`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,12 +223,17 @@ pub struct ServiceConfig {
     /// client gets 504 (or a reset once the response has started). Needs an engine
     /// made with epoch interruption ([`EngineConfig`]).
     pub request_timeout: Option<Duration>,
-    /// Let guests print to the host's stdout and stderr.
-    pub inherit_stdio: bool,
+    /// Where guests' stdout and stderr go. Default: log lines tagged with the request
+    /// id, 64 KiB per request.
+    pub guest_output: GuestOutput,
     /// Most resources (fields, bodies, streams, pollables, ...) one instance may
     /// hold at once; past it the guest traps. Bounds the host memory a guest can pin
     /// through handles (wasmtime's own default is a million). Default: 4096.
     pub max_resources: usize,
+    /// Fuel (roughly, wasm instructions) each request's guest may burn; past it the
+    /// guest traps and the client gets 500. Needs an engine made with
+    /// [`EngineConfig::fuel`]. Default: none (unlimited).
+    pub fuel: Option<u64>,
 }
 
 impl Default for ServiceConfig {
@@ -231,8 +243,9 @@ impl Default for ServiceConfig {
             hooks: Arc::new(crate::DefaultHooks::default()),
             max_memory_bytes: None,
             request_timeout: None,
-            inherit_stdio: true,
+            guest_output: GuestOutput::default(),
             max_resources: 4096,
+            fuel: None,
         }
     }
 }
@@ -248,6 +261,16 @@ pub struct EngineConfig {
     pub max_instances: u32,
     /// Largest linear memory with pooling (and the reservation per memory).
     pub max_memory_bytes: usize,
+    /// With pooling, bytes of each linear memory (and table) left mapped when an
+    /// instance ends and reset in place for the next one, instead of being unmapped.
+    /// Unmapping costs a TLB shootdown on every core running the process, which
+    /// dominates a fresh-instance-per-request server; pages kept cost RSS. Where the
+    /// kernel has `PAGEMAP_SCAN` (Linux 6.7+) only pages the instance touched are
+    /// reset. Default: 4 MiB.
+    pub keep_resident_bytes: usize,
+    /// Count wasm instructions ("fuel") so [`ServiceConfig::fuel`] can cap each
+    /// request's guest. Costs some speed. Default: off.
+    pub fuel: bool,
 }
 
 impl Default for EngineConfig {
@@ -256,6 +279,8 @@ impl Default for EngineConfig {
             pooling: true,
             max_instances: 1000,
             max_memory_bytes: 4 << 30,
+            keep_resident_bytes: 4 << 20,
+            fuel: false,
         }
     }
 }
@@ -270,6 +295,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub fn new_engine(config: &EngineConfig) -> wasmtime::Result<(Engine, bool)> {
     let mut base = wasmtime::Config::new();
     base.epoch_interruption(true);
+    base.consume_fuel(config.fuel);
     let engine = if config.pooling {
         let mut pooled = base.clone();
         let mut pool = wasmtime::PoolingAllocationConfig::default();
@@ -277,7 +303,10 @@ pub fn new_engine(config: &EngineConfig) -> wasmtime::Result<(Engine, bool)> {
             .total_core_instances(config.max_instances.saturating_mul(4))
             .total_memories(config.max_instances.saturating_mul(2))
             .total_tables(config.max_instances.saturating_mul(4))
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(config.keep_resident_bytes.min(1 << 20))
+            .pagemap_scan(wasmtime::Enabled::Auto);
         pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
             Ok(engine) => Some(engine),
@@ -367,11 +396,18 @@ impl ProxyService {
         })
     }
 
-    fn new_store(&self) -> Store<ProxyState> {
+    fn new_store(&self, request_id: &Arc<str>) -> Store<ProxyState> {
         let config = &self.inner.config;
         let mut wasi = WasiCtx::builder();
-        if config.inherit_stdio {
-            wasi.inherit_stdout().inherit_stderr();
+        match config.guest_output {
+            GuestOutput::Discard => {}
+            GuestOutput::Inherit => {
+                wasi.inherit_stdout().inherit_stderr();
+            }
+            GuestOutput::Log { max_bytes } => {
+                let (stdout, stderr) = LogSink::pair(request_id.clone(), max_bytes);
+                wasi.stdout(stdout).stderr(stderr);
+            }
         }
         let http = WasiHttpCtx::new(config.limits.clone(), config.hooks.clone());
         let mut state = ProxyState::new(wasi.build(), http);
@@ -382,6 +418,10 @@ impl ProxyService {
         state.deadline = config.request_timeout.map(|t| Instant::now() + t);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
+        if self.inner.engine.get_consume_fuel() {
+            // Fails only if the engine does not count fuel, checked just above.
+            let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
+        }
         // Yield every tick so a busy guest cannot hold a runtime thread; trap once
         // the request's deadline has passed.
         store.set_epoch_deadline(1);
@@ -394,6 +434,7 @@ impl ProxyService {
 
     /// Handles one request with a fresh instance. Never fails: host and guest
     /// failures become error responses (logged), as documented in ARCHITECTURE.md.
+    /// Dropping the future, or the response body before its end, stops the guest.
     pub async fn handle<B>(
         &self,
         request: http::Request<B>,
@@ -403,7 +444,25 @@ impl ProxyService {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ErrorCodeError>,
     {
-        let mut store = self.new_store();
+        let context = RequestContext {
+            id: next_request_id(),
+            metrics: None,
+            permit: None,
+        };
+        self.handle_in(request, scheme, context).await
+    }
+
+    pub(crate) async fn handle_in<B>(
+        &self,
+        request: http::Request<B>,
+        scheme: http::uri::Scheme,
+        context: RequestContext,
+    ) -> http::Response<HostBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ErrorCodeError>,
+    {
+        let mut store = self.new_store(&context.id);
         let timeout = self.inner.config.request_timeout;
         let (req, out, receiver) = {
             let mut view = store.data_mut().http();
@@ -427,9 +486,21 @@ impl ProxyService {
         };
         let pre = self.inner.pre.clone();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
-        tokio::spawn(async move {
+        let RequestContext {
+            id,
+            metrics,
+            permit,
+        } = context;
+        let task = tokio::spawn(async move {
+            // Held until the guest is done (or stopped): the slot and the gauge.
+            let _permit = permit;
+            let _in_flight = metrics.as_ref().map(|m| InFlight::new(m.in_flight()));
             let result = async {
+                let started = Instant::now();
                 let proxy = pre.instantiate_async(&mut store).await?;
+                if let Some(metrics) = &metrics {
+                    metrics.instantiated(started.elapsed());
+                }
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -439,16 +510,28 @@ impl ProxyService {
             if let Err(e) = result {
                 // Logged here, not by the waiter: a trap after the response started
                 // (the body is then aborted) has nobody waiting for it.
-                if is_interrupt(&e) && timeout.is_some() {
-                    tracing::warn!("guest exceeded the request timeout and was stopped");
+                let deadline = is_interrupt(&e) && timeout.is_some();
+                if deadline {
+                    tracing::warn!(request_id = %id, "guest exceeded the request timeout and was stopped");
                 } else {
-                    tracing::error!(error = ?e, "guest trapped");
+                    tracing::error!(request_id = %id, error = ?e, "guest trapped");
+                }
+                if let Some(metrics) = &metrics {
+                    metrics.trapped(deadline);
                 }
                 let _ = trap_tx.send(e);
             }
         });
+        // Stops the guest if this future is dropped (the client went away) before
+        // the response; afterwards the response body carries it.
+        let guard = GuestTask(Some(task.abort_handle()));
         match receiver.await {
-            Ok(response) => response,
+            Ok(response) => response.map(|body| {
+                crate::body::boxed(GuardedBody {
+                    body,
+                    guard: Some(guard),
+                })
+            }),
             // Answered at once: the guest may still be running after `set`.
             Err(GuestResponseError::ErrorCode(code)) => {
                 tracing::warn!(error = %ErrorCodeError(code.clone()), "guest responded with an error code");
@@ -471,56 +554,115 @@ impl ProxyService {
         }
     }
 
-    /// Serves HTTP/1.1 and HTTP/2 (cleartext, by prior knowledge) on `listener` until
-    /// `shutdown` resolves, then waits for in-flight connections to finish.
+    /// Serves HTTP/1.1 and HTTP/2 (cleartext, by prior knowledge) on `listener`, on
+    /// the current runtime, with [`ServerConfig`]'s defaults, until `shutdown`
+    /// resolves; then waits for in-flight requests (up to the shutdown timeout).
+    /// [`Server`] runs one listener per core and takes a configuration.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        use hyper_util::server::conn::auto;
-
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and similar: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let service = self.clone();
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let service = service.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            service.handle(req, http::uri::Scheme::HTTP).await,
-                        )
-                    }
-                });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), svc)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
+        let shared = Arc::new(serve::Shared::new(ServerConfig::default(), self.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let serving = serve::serve_listener(shared, listener, stop_rx);
+        tokio::pin!(serving);
+        tokio::select! {
+            () = &mut serving => return Ok(()),
+            () = shutdown => {}
         }
-        drop(listener);
-        graceful.shutdown().await;
+        let _ = stop_tx.send(true);
+        serving.await;
         Ok(())
+    }
+}
+
+/// What the serving loop hands a request besides the request itself.
+pub(crate) struct RequestContext {
+    pub(crate) id: Arc<str>,
+    pub(crate) metrics: Option<Metrics>,
+    /// The request's slot under the concurrency limit, kept until the guest is done.
+    pub(crate) permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A request id unique within this process: a per-process random prefix (so ids
+/// from restarts differ) and a counter.
+pub(crate) fn next_request_id() -> Arc<str> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // Falls back to the clock if the OS has no randomness to give.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            bytes = nanos.to_le_bytes();
+        }
+        u32::from_le_bytes(bytes)
+    });
+    format!("{prefix:08x}-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into()
+}
+
+/// Counts a running guest in the in-flight gauge for as long as it lives.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Aborts the guest's task when dropped, unless the response completed.
+struct GuestTask(Option<tokio::task::AbortHandle>);
+
+impl Drop for GuestTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The guest's response body: if it is dropped before its end (the client went
+/// away), the guest is stopped; once it has ended the guest may finish on its own.
+struct GuardedBody {
+    body: HostBody,
+    guard: Option<GuestTask>,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = ErrorCodeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, ErrorCodeError>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            if let Some(mut guard) = self.guard.take() {
+                guard.0 = None;
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
