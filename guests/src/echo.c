@@ -16,11 +16,15 @@
  * `x-echo-generate: N` ignores the request body and sends N bytes of the
  * repeating pattern "abcdefghijklmnopqrstuvwxyz" instead (no trailers).
  *
+ * `x-echo-read-first: 1` reads the whole request body before answering:
+ * 200 with body "<bytes read>\n", or 400 "body error\n" if reading failed.
+ *
  * A request-body read error (or a trailers error) aborts the response body:
  * the outgoing-body is dropped without finish.
  */
 #include "common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +155,52 @@ static void echo_body(own_incoming_body_t body, out_body_t *ob) {
     wasi_http_types_future_trailers_drop_own(ft);
 }
 
+/* Reads the whole body, then answers with its size (or 400 on a read error).
+ * Consumes `request`. */
+static void read_first(own_incoming_request_t request, own_response_outparam_t response_out) {
+    wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
+    own_incoming_body_t body;
+    if (!wasi_http_types_method_incoming_request_consume(req, &body)) {
+        wasi_http_types_incoming_request_drop_own(request);
+        respond_error(response_out, "guest: incoming-request.consume failed");
+        return;
+    }
+    own_input_stream_t in;
+    if (!wasi_http_types_method_incoming_body_stream(wasi_http_types_borrow_incoming_body(body), &in)) {
+        wasi_http_types_incoming_body_drop_own(body);
+        wasi_http_types_incoming_request_drop_own(request);
+        respond_error(response_out, "guest: incoming-body.stream failed");
+        return;
+    }
+    borrow_input_stream_t inb = wasi_io_streams_borrow_input_stream(in);
+    uint64_t total = 0;
+    bool failed = false;
+    for (;;) {
+        proxy_list_u8_t chunk;
+        const char *err = NULL;
+        read_status_t st = read_chunk(inb, &chunk, &err);
+        if (st == READ_CLOSED) {
+            break;
+        }
+        if (st == READ_FAILED) {
+            failed = true;
+            break;
+        }
+        total += chunk.len;
+        proxy_list_u8_free(&chunk);
+    }
+    wasi_io_streams_input_stream_drop_own(in);
+    wasi_http_types_incoming_body_drop_own(body);
+    wasi_http_types_incoming_request_drop_own(request);
+    if (failed) {
+        respond_text(response_out, 400, "body error\n");
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof(text), "%llu\n", (unsigned long long)total);
+    respond_text(response_out, 200, text);
+}
+
 void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
                                                own_response_outparam_t response_out) {
     wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
@@ -159,6 +209,12 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
     field_list_t entries = {NULL, 0};
     wasi_http_types_method_fields_entries(wasi_http_types_borrow_fields(req_headers), &entries);
     wasi_http_types_fields_drop_own(req_headers);
+
+    if (find_header(&entries, "x-echo-read-first")) {
+        wasi_http_types_list_tuple2_field_name_field_value_free(&entries);
+        read_first(request, response_out);
+        return;
+    }
 
     bool generate_mode = false;
     uint64_t generate_len = 0;

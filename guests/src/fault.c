@@ -13,6 +13,8 @@
  *   /immutable       tries to set on the incoming request's headers
  *   /busy-loop       never returns
  *   /alloc           mallocs 1 MiB blocks until malloc fails (or 4096 MiB)
+ *   /alloc-abort     the same, but aborts (traps) when malloc fails, as most
+ *                    languages' runtimes do on out-of-memory
  *   /double-consume  consumes the request (and takes the body stream) twice;
  *                    reports the results (the WIT says: err the second time)
  *   /finish-live-stream  finishes the response body while its stream is
@@ -21,10 +23,13 @@
  *   /leak-fields     creates fields resources forever without dropping them
  *   /informational   response-outparam.send-informational(103), then 200 with
  *                    body "informational: <ok|error-code name>\n"
+ *   /print           prints "guest says hello" on stdout, then 1 MiB of 'x'
+ *                    lines on stderr, then 200 "printed\n"
  *   anything else    404 "unknown fault\n"
  */
 #include "common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,7 +252,20 @@ static void busy_loop(void) {
     }
 }
 
-static void alloc(own_response_outparam_t out) {
+static void print(own_response_outparam_t out) {
+    printf("guest says hello\n");
+    fflush(stdout);
+    static char line[1025];
+    memset(line, 'x', 1024);
+    line[1024] = '\n';
+    for (int i = 0; i < 1024; i++) {
+        fwrite(line, 1, sizeof(line), stderr);
+    }
+    fflush(stderr);
+    respond_text(out, 200, "printed\n");
+}
+
+static void alloc(own_response_outparam_t out, bool abort_on_failure) {
     const size_t block = (size_t)1 << 20;
     /* Blocks are chained through their first word so they can all be freed
      * again before responding (responding itself needs memory). */
@@ -256,6 +274,9 @@ static void alloc(own_response_outparam_t out) {
     while (n < 4096) {
         uint8_t *p = malloc(block);
         if (!p) {
+            if (abort_on_failure) {
+                abort();
+            }
             break;
         }
         for (size_t off = 0; off < block; off += 4096) {
@@ -310,7 +331,11 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
     } else if (str_eq(path, len, "/busy-loop")) {
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
-        alloc(response_out);
+        alloc(response_out, false);
+    } else if (str_eq(path, len, "/print")) {
+        print(response_out);
+    } else if (str_eq(path, len, "/alloc-abort")) {
+        alloc(response_out, true);
     } else if (str_eq(path, len, "/leak-fields")) {
         leak_fields();
     } else if (str_eq(path, len, "/denied")) {

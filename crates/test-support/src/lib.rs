@@ -43,6 +43,7 @@ pub struct TestTls {
     ca_key: rcgen::KeyPair,
     leaf: rustls::pki_types::CertificateDer<'static>,
     leaf_key: Vec<u8>,
+    leaf_pem: (String, String),
 }
 
 fn server_config(
@@ -89,6 +90,7 @@ impl TestTls {
         let leaf = leaf_params
             .signed_by(&leaf_key, &ca_cert, &ca_key)
             .expect("leaf cert");
+        let leaf_pem = (leaf.pem(), leaf_key.serialize_pem());
         let leaf_key = leaf_key.serialize_der();
         let leaf = leaf.der().clone();
         TestTls {
@@ -99,7 +101,13 @@ impl TestTls {
             ca_key,
             leaf,
             leaf_key,
+            leaf_pem,
         }
+    }
+
+    /// The server certificate for `localhost`/127.0.0.1: (certificate PEM, key PEM).
+    pub fn server_cert_pem(&self) -> (String, String) {
+        self.leaf_pem.clone()
     }
 
     /// A root store trusting only the test CA.
@@ -521,6 +529,8 @@ pub struct ServeProcess {
     child: Child,
     /// The address it printed.
     pub addr: SocketAddr,
+    /// The metrics address it printed, if it serves metrics.
+    pub metrics_addr: Option<SocketAddr>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -547,21 +557,28 @@ impl ServeProcess {
         let sink = lines.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut metrics = None;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("Serving HTTP on http://") {
+                if let Some(rest) = line.strip_prefix("Metrics on http://") {
+                    metrics = rest.trim_end_matches("/metrics").parse::<SocketAddr>().ok();
+                }
+                let serving = line
+                    .strip_prefix("Serving HTTP on http://")
+                    .or_else(|| line.strip_prefix("Serving HTTP on https://"));
+                if let Some(rest) = serving {
                     if let (Some(sender), Ok(addr)) = (
                         tx.as_ref(),
                         rest.trim_end_matches('/').parse::<SocketAddr>(),
                     ) {
-                        let _ = sender.send(addr);
+                        let _ = sender.send((addr, metrics));
                         tx = None;
                     }
                 }
                 sink.lock().expect("stderr lines").push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+        let (addr, metrics_addr) = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
@@ -574,6 +591,7 @@ impl ServeProcess {
         ServeProcess {
             child,
             addr,
+            metrics_addr,
             stderr: lines,
         }
     }
@@ -589,10 +607,50 @@ impl ServeProcess {
     }
 
     /// Sends SIGINT (graceful shutdown) and waits for the exit status.
-    pub fn interrupt(mut self) -> std::process::ExitStatus {
+    pub fn interrupt(self) -> std::process::ExitStatus {
+        self.signal("INT")
+    }
+
+    /// Sends the signal `name` (e.g. `TERM`) and waits for the exit status.
+    pub fn signal(mut self, name: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
         self.child.wait().expect("wait")
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
+    }
+
+    /// Resident memory now, in KiB (Linux; 0 elsewhere).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kib| kib.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Fetches `/metrics` and returns the value of the sample line starting with
+    /// `series` (e.g. `wasi_http_requests_in_flight`).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let addr = self.metrics_addr?;
+        let r = send(addr, get(&format!("http://{addr}/metrics"), &[]), false)
+            .await
+            .ok()?;
+        r.text()
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 }
 

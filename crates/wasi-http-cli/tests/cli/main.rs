@@ -1,5 +1,8 @@
 //! End-to-end tests of `wasi-http serve` as a separate process, over real sockets.
 
+mod faults;
+mod operations;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -150,8 +153,7 @@ async fn every_fault_gets_a_response_and_the_server_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_keeps_server_memory_bounded() {
     let server = ServeProcess::spawn(BIN, &[&guest("echo")]);
-    let pid = server.pid();
-    let before = rss_kib(pid);
+    let before = server.rss_kib();
     let size: usize = 512 * 1024 * 1024;
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let (mut sender, conn) =
@@ -174,7 +176,7 @@ async fn slow_reader_keeps_server_memory_bounded() {
     }
     // Stop reading: the guest must be held back, not buffered in the host.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stalled = rss_kib(pid);
+    let stalled = server.rss_kib();
     assert!(
         stalled.saturating_sub(before) < 64 * 1024,
         "RSS grew from {before} KiB to {stalled} KiB while the client was not reading"
@@ -210,15 +212,6 @@ async fn slow_reader_keeps_server_memory_bounded() {
         !log.contains("trapped"),
         "an early client drop must not trap the guest:\n{log}"
     );
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

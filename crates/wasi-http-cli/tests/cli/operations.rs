@@ -1,0 +1,264 @@
+//! Operating `wasi-http serve`: HTTPS, metrics and health, logs, guest output,
+//! the TOML configuration file, idle connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{guest, url, BIN};
+use test_support::{collect, get, send, serve_failure, ServeProcess, TestTls};
+
+fn write_temp(name: &str, contents: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasi-http-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write temp file");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_alpn_and_the_real_scheme() {
+    let tls = TestTls::new();
+    let (cert, key) = tls.server_cert_pem();
+    let cert = write_temp("server.pem", &cert);
+    let key = write_temp("server.key", &key);
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("echo"),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(tls.roots())
+    .with_no_client_auth();
+    client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    for h2 in [true, false] {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let uri = format!("https://localhost:{}/x", server.addr.port());
+        let request = get(&uri, &[]);
+        let response = if h2 {
+            assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "h2 offered and taken");
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            sender.send_request(request).await.unwrap()
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            sender.send_request(request).await.unwrap()
+        };
+        let r = collect(response).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-echo-scheme"), "https", "h2={h2}");
+        assert_eq!(
+            r.header("x-echo-authority"),
+            format!("localhost:{}", server.addr.port())
+        );
+    }
+    // Plain HTTP on the TLS port is not served.
+    let plain = send(server.addr, get(&url(&server, "/"), &[]), false).await;
+    assert!(plain.is_err());
+}
+
+#[test]
+fn tls_flags_are_validated_at_startup() {
+    let missing = serve_failure(
+        BIN,
+        &[
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.key",
+        ],
+    );
+    assert!(missing.contains("nonexistent.pem"), "{missing}");
+    let alone = serve_failure(BIN, &["--tls-cert", "/x.pem"]);
+    assert!(alone.contains("--tls-key"), "{alone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_access_log() {
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--metrics-addr", &metrics]);
+    let maddr = server.metrics_addr.expect("metrics address printed");
+    let health = send(maddr, get(&format!("http://{maddr}/healthz"), &[]), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (health.status.as_u16(), health.text().as_str()),
+        (200, "ok\n")
+    );
+    for path in ["/invalid-header", "/nope", "/trap-before"] {
+        send(server.addr, get(&url(&server, path), &[]), false)
+            .await
+            .unwrap();
+    }
+    let text = send(maddr, get(&format!("http://{maddr}/metrics"), &[]), false)
+        .await
+        .unwrap()
+        .text();
+    for series in [
+        "wasi_http_requests_total{class=\"2xx\"} 1",
+        "wasi_http_requests_total{class=\"4xx\"} 1",
+        "wasi_http_requests_total{class=\"5xx\"} 1",
+        "wasi_http_guest_traps_total 1",
+        "wasi_http_requests_in_flight 0",
+        "wasi_http_requests_queued 0",
+        "wasi_http_request_duration_seconds_count 3",
+        "wasi_http_instantiation_seconds_count 3",
+        "wasi_http_connections_open",
+        "wasi_http_outbound_connections_opened_total 0",
+    ] {
+        assert!(text.contains(series), "missing `{series}` in\n{text}");
+    }
+    // One access line per request, with its id.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = server.stderr();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("wasi_http::access"))
+        .collect();
+    assert_eq!(access.len(), 3, "{log}");
+    assert!(
+        access[1].contains("path=/nope")
+            && access[1].contains("status=404")
+            && access[1].contains("request_id="),
+        "{}",
+        access[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_guest_output_tagged_and_bounded() {
+    let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--log-format", "json"]);
+    let r = send(server.addr, get(&url(&server, "/print"), &[]), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.stderr();
+    let json: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    let hello = json
+        .iter()
+        .find(|l| l.contains("guest says hello"))
+        .unwrap_or_else(|| panic!("guest stdout not logged:\n{log:.2000}"));
+    assert!(hello.contains("\"stream\":\"stdout\""), "{hello}");
+    let id = hello
+        .split("\"request_id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("request id");
+    // The access line names the same request.
+    assert!(
+        json.iter()
+            .any(|l| l.contains("wasi_http::access") && l.contains(id)),
+        "{log:.2000}"
+    );
+    // 1 MiB of stderr is cut at the 64 KiB budget, with one warning.
+    let logged: usize = json
+        .iter()
+        .filter(|l| l.contains("\"stream\":\"stderr\""))
+        .count();
+    assert!(logged > 0 && logged <= 64, "{logged} stderr lines logged");
+    assert_eq!(
+        json.iter()
+            .filter(|l| l.contains("over its budget"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_with_flags_overriding_it() {
+    let config = write_temp(
+        "serve.toml",
+        &format!(
+            "component = \"{}\"\nmax-request-body = \"1KiB\"\nno-access-log = true\nallow-outbound = [\"example.com\", \"*.example.org\"]\n",
+            guest("echo")
+        ),
+    );
+    let config = config.to_str().unwrap();
+    // From the file: the echo guest and the 1 KiB body limit.
+    let server = ServeProcess::spawn(BIN, &["--config", config]);
+    let (status, _) = post_len(&server, 2000).await;
+    assert_eq!(status, 413);
+    assert!(!server.stderr().contains("wasi_http::access"));
+    drop(server);
+    // A flag overrides the file.
+    let server = ServeProcess::spawn(BIN, &["--config", config, "--max-request-body", "1MiB"]);
+    let (status, body) = post_len(&server, 2000).await;
+    assert_eq!((status, body.as_str()), (200, "2000\n"));
+    drop(server);
+    // Unknown keys and bad values are errors that name the file and key.
+    let bad = write_temp("bad.toml", "max-request-bodyy = \"1KiB\"\n");
+    let err = serve_failure(BIN, &["--config", bad.to_str().unwrap()]);
+    assert!(err.contains("unknown setting `max-request-bodyy`"), "{err}");
+    let bad = write_temp("bad2.toml", "max-request-body = \"lots\"\n");
+    let err = serve_failure(BIN, &["--config", bad.to_str().unwrap()]);
+    assert!(err.contains("lots"), "{err}");
+}
+
+async fn post_len(server: &ServeProcess, len: usize) -> (u16, String) {
+    let r = send(
+        server.addr,
+        http::Request::post(url(server, "/"))
+            .header("x-echo-read-first", "1")
+            .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+                b'a';
+                len
+            ])))
+            .unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    (r.status.as_u16(), r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let server = ServeProcess::spawn(
+        BIN,
+        &["--idle-timeout", "300ms", "--header-read-timeout", "10s"],
+    );
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    let closed_after = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break started.elapsed(),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("idle connection still open after 5 s"),
+        }
+    };
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_after >= Duration::from_millis(250) && closed_after < Duration::from_secs(2),
+        "closed after {closed_after:?}"
+    );
+}
