@@ -620,6 +620,21 @@ impl ServeProcess {
         self.child.wait().expect("wait")
     }
 
+    /// Waits up to 5 s for a stderr line containing `needle` (logs are written by a
+    /// background thread, a moment after the event); returns whether one came.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait(mut self) -> std::process::ExitStatus {
         self.child.wait().expect("wait")

@@ -443,3 +443,102 @@ async fn twenty_thousand_requests_with_flat_rss() {
         "RSS grew from {warm} KiB to {after} KiB over 18000 requests"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_timeout_is_503() {
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("fault"),
+            "--request-timeout",
+            "3s",
+            "--max-concurrent-requests",
+            "1",
+            "--queue-timeout",
+            "300ms",
+            "--metrics-addr",
+            &free_addr(),
+        ],
+    );
+    let addr = server.addr;
+    let uri = url(&server, "/busy-loop");
+    let running = tokio::spawn(async move { send(addr, get(&uri, &[]), false).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.metric("wasi_http_requests_in_flight").await != Some(1.0)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let r = send(
+        server.addr,
+        get(&url(&server, "/invalid-header"), &[]),
+        false,
+    )
+    .await
+    .unwrap();
+    let waited = started.elapsed();
+    eprintln!(
+        "observed: queued request answered {} after {waited:?}",
+        r.status
+    );
+    assert_eq!(r.status, 503);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert_eq!(running.await.unwrap().unwrap().status, 504);
+    still_serves_fault(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_stops_a_spinning_guest() {
+    let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--fuel", "50000000"]);
+    let started = Instant::now();
+    let r = send(server.addr, get(&url(&server, "/busy-loop"), &[]), false)
+        .await
+        .unwrap();
+    eprintln!(
+        "observed: out of fuel -> {} after {:?}",
+        r.status,
+        started.elapsed()
+    );
+    assert_eq!(r.status, 500);
+    assert!(server.wait_for_log("trapped"), "{}", server.stderr());
+    still_serves_fault(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_bounds_the_drain() {
+    let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--shutdown-timeout", "500ms"]);
+    let addr = server.addr;
+    let uri = url(&server, "/busy-loop");
+    let stuck = tokio::spawn(async move { send(addr, get(&uri, &[]), false).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let pid = server.pid().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        server.wait()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    eprintln!("observed: exit {status:?} {took:?} after SIGTERM with a stuck request");
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(stuck.await.unwrap().is_err(), "the stuck request is reset");
+}
+
+async fn still_serves_fault(server: &ServeProcess) {
+    let r = send(
+        server.addr,
+        get(&url(server, "/invalid-header"), &[]),
+        false,
+    )
+    .await
+    .expect("the server must keep serving");
+    assert_eq!(r.status, 200);
+}

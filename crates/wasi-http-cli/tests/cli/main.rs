@@ -146,8 +146,11 @@ async fn every_fault_gets_a_response_and_the_server_keeps_serving() {
         .unwrap_or_else(|e| panic!("after {path}: {e}"));
         assert_eq!(r.status, 200, "server must keep serving after {path}");
     }
-    let log = server.stderr();
-    assert!(log.contains("trapped"), "traps are logged:\n{log}");
+    assert!(
+        server.wait_for_log("trapped"),
+        "traps are logged:\n{}",
+        server.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,9 +299,11 @@ async fn internal_destinations_are_blocked_by_default() {
     assert_eq!(r.header("x-error"), "destination-IP-prohibited");
     assert_eq!(origin.accepted(), 0);
     // The log names the flag that would allow it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = server.stderr();
-    assert!(log.contains("--allow-network 127.0.0.0/8"), "{log}");
+    assert!(
+        server.wait_for_log("--allow-network 127.0.0.0/8"),
+        "{}",
+        server.stderr()
+    );
 
     // An allow-list admits only what it names.
     let allowed = format!("http://127.0.0.1:{}", origin.addr.port());
@@ -351,7 +356,7 @@ async fn outbound_ca_flag_and_clear_tls_setting_errors() {
     assert_eq!(r.header("x-status"), "200", "{}", r.text());
     assert_eq!(r.header("x-resp-x-origin-version"), "HTTP/2.0");
     // Each outgoing exchange is summed up in one debug event.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.wait_for_log("outgoing request finished");
     let log = server.stderr();
     let line = log
         .lines()

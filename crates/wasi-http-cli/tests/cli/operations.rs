@@ -132,7 +132,7 @@ async fn metrics_health_and_access_log() {
         assert!(text.contains(series), "missing `{series}` in\n{text}");
     }
     // One access line per request, with its id.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.wait_for_log("path=/trap-before");
     let log = server.stderr();
     let access: Vec<&str> = log
         .lines()
@@ -155,7 +155,8 @@ async fn json_logs_and_guest_output_tagged_and_bounded() {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.wait_for_log("over its budget");
+    server.wait_for_log("wasi_http::access");
     let log = server.stderr();
     let json: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
     let hello = json

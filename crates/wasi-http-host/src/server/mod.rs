@@ -427,7 +427,12 @@ impl ProxyService {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline {
             Some(deadline) if Instant::now() >= deadline => Err(wasmtime::Trap::Interrupt.into()),
-            _ => Ok(UpdateDeadline::Yield(1)),
+            // tokio's yield lets the runtime poll for I/O before resuming the guest,
+            // so connections sharing its worker are not kept waiting behind it.
+            _ => Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            )),
         });
         store
     }
