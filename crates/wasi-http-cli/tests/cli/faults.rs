@@ -78,6 +78,10 @@ async fn slowloris_headers_are_cut_off() {
             break;
         }
     }
+    eprintln!(
+        "observed: slowloris connection closed after {:?}",
+        started.elapsed()
+    );
     assert!(
         closed,
         "a trickled request head must not keep its connection"
@@ -101,6 +105,7 @@ async fn body_trickle_past_the_body_timeout_is_408() {
         .await
         .unwrap();
     let (response, took) = read_to_close(&mut stream).await;
+    eprintln!("observed: trickled body -> {:.12} after {took:?}", response);
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     still_serves(&server).await;
@@ -250,6 +255,12 @@ async fn queue_overflow_is_503_with_retry_after() {
     let r = send(server.addr, get(&url(&server, "/busy-loop"), &[]), false)
         .await
         .unwrap();
+    eprintln!(
+        "observed: queue full -> {} retry-after {:?} after {:?}",
+        r.status,
+        r.header("retry-after"),
+        started.elapsed()
+    );
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), "1");
     // At once, not after the 10 s queue timeout (slack for a loaded test machine).
@@ -278,6 +289,10 @@ async fn busy_guest_is_504_within_its_deadline() {
         .await
         .unwrap();
     let took = started.elapsed();
+    eprintln!(
+        "observed: busy loop -> {} after {took:?} (deadline 500 ms)",
+        r.status
+    );
     assert_eq!(r.status, 504);
     assert!(
         took < Duration::from_millis(600),
@@ -307,6 +322,7 @@ async fn memory_bomb_fails_inside_the_guest_only() {
         .trim_end_matches(" MiB\n")
         .parse()
         .expect("count");
+    eprintln!("observed: memory bomb allocated {mib} MiB under a 64 MiB cap");
     assert!(
         mib > 0 && mib < 64,
         "allocated {mib} MiB under a 64 MiB cap"
@@ -338,12 +354,17 @@ async fn client_disconnect_stops_the_guest() {
         Some(1.0)
     );
     drop(stream);
+    let dropped = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(2);
     while server.metric("wasi_http_requests_in_flight").await != Some(0.0)
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!(
+        "observed: in-flight back to 0 {:?} after the client left (before response)",
+        dropped.elapsed()
+    );
     assert_eq!(
         server.metric("wasi_http_requests_in_flight").await,
         Some(0.0),
@@ -438,6 +459,7 @@ async fn twenty_thousand_requests_with_flat_rss() {
     let warm = server.rss_kib();
     batch(4500).await;
     let after = server.rss_kib();
+    eprintln!("observed: RSS {warm} KiB after 2000 requests, {after} KiB after 20000");
     assert!(
         after < warm + 16 * 1024,
         "RSS grew from {warm} KiB to {after} KiB over 18000 requests"
