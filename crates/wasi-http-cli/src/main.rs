@@ -59,6 +59,15 @@ struct ServeArgs {
     /// past it the guest is stopped with a 500. Costs some speed. Default: no limit.
     #[arg(long)]
     fuel: Option<u64>,
+    /// Reuse each instance for up to N requests (one at a time) instead of a fresh
+    /// instance per request; an instance is dropped after any trap. Faster, but a
+    /// guest sees memory left by earlier requests: only for guests written for it.
+    /// 0: a fresh instance per request.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    instance_reuse: u32,
+    /// With --instance-reuse, drop instances idle for this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    instance_idle_timeout: Duration,
     /// Most open client connections; further ones are closed at once.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -447,6 +456,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.max_resources = args.max_resources;
         config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
         config.fuel = args.fuel;
+        if args.instance_reuse > 0 {
+            let mut reuse = wasi_http_host::InstanceReuse::new(args.instance_reuse);
+            reuse.idle_timeout = args.instance_idle_timeout;
+            config.instance_reuse = Some(reuse);
+        }
         config.guest_output = match args.guest_output {
             Output::Log => wasi_http_host::GuestOutput::Log {
                 max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),

@@ -263,3 +263,52 @@ async fn idle_connections_are_closed() {
         "closed after {closed_after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_reused_up_to_n_and_dropped_after_a_trap() {
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("fault"),
+            "--instance-reuse",
+            "3",
+            "--metrics-addr",
+            &metrics,
+        ],
+    );
+    let instantiated = || server.metric("wasi_http_instantiation_seconds_count");
+    for _ in 0..10 {
+        let r = send(
+            server.addr,
+            get(&url(&server, "/invalid-header"), &[]),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    // 10 sequential requests, 3 per instance.
+    assert_eq!(instantiated().await, Some(4.0));
+    // The 4th instance has served one request; a trap retires it early.
+    let r = send(server.addr, get(&url(&server, "/trap-before"), &[]), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 500);
+    let r = send(
+        server.addr,
+        get(&url(&server, "/invalid-header"), &[]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        instantiated().await,
+        Some(5.0),
+        "a trapped instance is not reused"
+    );
+}

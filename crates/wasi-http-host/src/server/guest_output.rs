@@ -37,28 +37,52 @@ impl Default for GuestOutput {
 /// The longest line kept whole; longer ones are split.
 const MAX_LINE: usize = 4096;
 
-/// Stdout or stderr of one request's guest.
+/// Stdout or stderr of an instance's guest.
 #[derive(Clone)]
 pub(crate) struct LogSink {
-    request_id: Arc<str>,
     stream: &'static str,
     budget: Arc<Budget>,
 }
 
+/// The request an instance is serving and what is left of its output budget; reset
+/// for each request when an instance is reused.
 pub(crate) struct Budget {
+    request_id: std::sync::Mutex<Arc<str>>,
+    max: usize,
     remaining: AtomicUsize,
     warned: AtomicBool,
 }
 
+impl Budget {
+    pub(crate) fn new(request_id: Arc<str>, max: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            request_id: std::sync::Mutex::new(request_id),
+            max,
+            remaining: AtomicUsize::new(max),
+            warned: AtomicBool::new(false),
+        })
+    }
+
+    /// A new request on the same instance: its id and a full budget.
+    pub(crate) fn reset(&self, request_id: Arc<str>) {
+        if let Ok(mut id) = self.request_id.lock() {
+            *id = request_id;
+        }
+        self.remaining.store(self.max, Ordering::Relaxed);
+        self.warned.store(false, Ordering::Relaxed);
+    }
+
+    fn request_id(&self) -> Arc<str> {
+        self.request_id
+            .lock()
+            .map_or_else(|_| Arc::from("?"), |id| id.clone())
+    }
+}
+
 impl LogSink {
     /// Stdout and stderr sinks sharing one budget.
-    pub(crate) fn pair(request_id: Arc<str>, max_bytes: usize) -> (LogSink, LogSink) {
-        let budget = Arc::new(Budget {
-            remaining: AtomicUsize::new(max_bytes),
-            warned: AtomicBool::new(false),
-        });
+    pub(crate) fn pair(budget: &Arc<Budget>) -> (LogSink, LogSink) {
         let sink = |stream| LogSink {
-            request_id: request_id.clone(),
             stream,
             budget: budget.clone(),
         };
@@ -70,7 +94,7 @@ impl LogSink {
         let line = line.trim_end_matches(['\n', '\r']);
         tracing::info!(
             target: "wasi_http::guest",
-            request_id = %self.request_id,
+            request_id = %self.budget.request_id(),
             stream = self.stream,
             "{line}"
         );
@@ -89,7 +113,7 @@ impl LogSink {
         if granted < want && !self.budget.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: "wasi_http::guest",
-                request_id = %self.request_id,
+                request_id = %self.budget.request_id(),
                 "guest output over its budget; the rest of this request's output is dropped"
             );
         }

@@ -28,7 +28,7 @@ mod guest_output;
 mod serve;
 
 pub use self::guest_output::GuestOutput;
-use self::guest_output::LogSink;
+use self::guest_output::{Budget, LogSink};
 pub use self::serve::{Server, ServerConfig, ServerError};
 
 /// Why an `http::Request` could not become an `incoming-request`.
@@ -176,6 +176,7 @@ pub struct ProxyState {
     table: ResourceTable,
     limits: StoreLimits,
     deadline: Option<Instant>,
+    output: Option<Arc<Budget>>,
 }
 
 impl ProxyState {
@@ -187,6 +188,7 @@ impl ProxyState {
             table: ResourceTable::new(),
             limits: StoreLimits::default(),
             deadline: None,
+            output: None,
         }
     }
 }
@@ -234,6 +236,32 @@ pub struct ServiceConfig {
     /// guest traps and the client gets 500. Needs an engine made with
     /// [`EngineConfig::fuel`]. Default: none (unlimited).
     pub fuel: Option<u64>,
+    /// Reuse instances for later requests instead of a fresh one per request. Faster,
+    /// but a guest then sees memory left by earlier requests: opt in only for guests
+    /// written for it. Default: none (a fresh instance per request).
+    pub instance_reuse: Option<InstanceReuse>,
+}
+
+/// When a reused instance is retired. An instance serves one request at a time; it
+/// is discarded after `max_requests`, after any trap or error, and when idle for
+/// `idle_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstanceReuse {
+    /// Requests one instance serves before it is discarded.
+    pub max_requests: u32,
+    /// An instance unused for this long is discarded. Default: 60 s.
+    pub idle_timeout: Duration,
+}
+
+impl InstanceReuse {
+    /// Reuse each instance for up to `max_requests` requests.
+    pub fn new(max_requests: u32) -> Self {
+        InstanceReuse {
+            max_requests,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -246,6 +274,7 @@ impl Default for ServiceConfig {
             guest_output: GuestOutput::default(),
             max_resources: 4096,
             fuel: None,
+            instance_reuse: None,
         }
     }
 }
@@ -371,6 +400,50 @@ struct ServiceInner {
     engine: Engine,
     pre: ProxyPre<ProxyState>,
     config: ServiceConfig,
+    /// Instances waiting for their next request (with `instance_reuse`), oldest first.
+    idle: std::sync::Mutex<Vec<Instance>>,
+}
+
+/// A store with (once instantiated) its component instance.
+struct Instance {
+    store: Store<ProxyState>,
+    proxy: Option<crate::bindings::Proxy>,
+    served: u32,
+    idle_since: Instant,
+}
+
+impl ServiceInner {
+    /// An idle instance to reuse, dropping the expired ones.
+    fn take_idle(&self) -> Option<Instance> {
+        let reuse = self.config.instance_reuse?;
+        let mut idle = self.idle.lock().ok()?;
+        let now = Instant::now();
+        let expired = idle
+            .iter()
+            .take_while(|i| now.duration_since(i.idle_since) >= reuse.idle_timeout)
+            .count();
+        let stale: Vec<Instance> = idle.drain(..expired).collect();
+        let taken = idle.pop();
+        drop(idle);
+        drop(stale);
+        taken
+    }
+
+    /// Keeps an instance that served a request cleanly, unless it is used up.
+    fn put_idle(&self, mut instance: Instance) {
+        let Some(reuse) = self.config.instance_reuse else {
+            return;
+        };
+        instance.served += 1;
+        if instance.served >= reuse.max_requests {
+            return;
+        }
+        instance.idle_since = Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            // Bounded by the peak number of concurrent requests.
+            idle.push(instance);
+        }
+    }
 }
 
 impl ProxyService {
@@ -392,6 +465,7 @@ impl ProxyService {
                 engine: engine.clone(),
                 pre,
                 config,
+                idle: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -399,29 +473,29 @@ impl ProxyService {
     fn new_store(&self, request_id: &Arc<str>) -> Store<ProxyState> {
         let config = &self.inner.config;
         let mut wasi = WasiCtx::builder();
+        let mut budget = None;
         match config.guest_output {
             GuestOutput::Discard => {}
             GuestOutput::Inherit => {
                 wasi.inherit_stdout().inherit_stderr();
             }
             GuestOutput::Log { max_bytes } => {
-                let (stdout, stderr) = LogSink::pair(request_id.clone(), max_bytes);
-                wasi.stdout(stdout).stderr(stderr);
+                budget = Some(Budget::new(request_id.clone(), max_bytes));
             }
+        }
+        if let Some(budget) = &budget {
+            let (stdout, stderr) = LogSink::pair(budget);
+            wasi.stdout(stdout).stderr(stderr);
         }
         let http = WasiHttpCtx::new(config.limits.clone(), config.hooks.clone());
         let mut state = ProxyState::new(wasi.build(), http);
+        state.output = budget;
         state.table.set_max_capacity(config.max_resources);
         if let Some(max) = config.max_memory_bytes {
             state.limits = StoreLimitsBuilder::new().memory_size(max).build();
         }
-        state.deadline = config.request_timeout.map(|t| Instant::now() + t);
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
-        if self.inner.engine.get_consume_fuel() {
-            // Fails only if the engine does not count fuel, checked just above.
-            let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
-        }
         // Yield every tick so a busy guest cannot hold a runtime thread; trap once
         // the request's deadline has passed.
         store.set_epoch_deadline(1);
@@ -435,6 +509,21 @@ impl ProxyService {
             )),
         });
         store
+    }
+
+    /// Readies an instance's store for one request: its deadline, fuel and log tag.
+    fn prepare(&self, store: &mut Store<ProxyState>, request_id: &Arc<str>) {
+        let config = &self.inner.config;
+        let state = store.data_mut();
+        state.deadline = config.request_timeout.map(|t| Instant::now() + t);
+        if let Some(budget) = &state.output {
+            budget.reset(request_id.clone());
+        }
+        if self.inner.engine.get_consume_fuel() {
+            // Fails only if the engine does not count fuel, checked just above.
+            let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
+        }
+        store.set_epoch_deadline(1);
     }
 
     /// Handles one request with a fresh instance. Never fails: host and guest
@@ -467,10 +556,16 @@ impl ProxyService {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ErrorCodeError>,
     {
-        let mut store = self.new_store(&context.id);
+        let mut instance = self.inner.take_idle().unwrap_or_else(|| Instance {
+            store: self.new_store(&context.id),
+            proxy: None,
+            served: 0,
+            idle_since: Instant::now(),
+        });
+        self.prepare(&mut instance.store, &context.id);
         let timeout = self.inner.config.request_timeout;
         let (req, out, receiver) = {
-            let mut view = store.data_mut().http();
+            let mut view = instance.store.data_mut().http();
             let req = match view.new_incoming_request(scheme, request) {
                 Ok(req) => req,
                 Err(IncomingRequestError::HeadersTooLarge) => {
@@ -489,7 +584,7 @@ impl ProxyService {
                 }
             }
         };
-        let pre = self.inner.pre.clone();
+        let inner = self.inner.clone();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
         let RequestContext {
             id,
@@ -501,30 +596,41 @@ impl ProxyService {
             let _permit = permit;
             let _in_flight = metrics.as_ref().map(|m| InFlight::new(m.in_flight()));
             let result = async {
-                let started = Instant::now();
-                let proxy = pre.instantiate_async(&mut store).await?;
-                if let Some(metrics) = &metrics {
-                    metrics.instantiated(started.elapsed());
+                if instance.proxy.is_none() {
+                    let started = Instant::now();
+                    let proxy = inner.pre.instantiate_async(&mut instance.store).await?;
+                    if let Some(metrics) = &metrics {
+                        metrics.instantiated(started.elapsed());
+                    }
+                    instance.proxy = Some(proxy);
                 }
+                let Instance { store, proxy, .. } = &mut instance;
+                let proxy = proxy
+                    .as_ref()
+                    .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
                 proxy
                     .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
+                    .call_handle(store, req, out)
                     .await
             }
             .await;
-            if let Err(e) = result {
-                // Logged here, not by the waiter: a trap after the response started
-                // (the body is then aborted) has nobody waiting for it.
-                let deadline = is_interrupt(&e) && timeout.is_some();
-                if deadline {
-                    tracing::warn!(request_id = %id, "guest exceeded the request timeout and was stopped");
-                } else {
-                    tracing::error!(request_id = %id, error = ?e, "guest trapped");
+            match result {
+                // Only an instance that ended its request cleanly is kept.
+                Ok(()) => inner.put_idle(instance),
+                Err(e) => {
+                    // Logged here, not by the waiter: a trap after the response started
+                    // (the body is then aborted) has nobody waiting for it.
+                    let deadline = is_interrupt(&e) && timeout.is_some();
+                    if deadline {
+                        tracing::warn!(request_id = %id, "guest exceeded the request timeout and was stopped");
+                    } else {
+                        tracing::error!(request_id = %id, error = ?e, "guest trapped");
+                    }
+                    if let Some(metrics) = &metrics {
+                        metrics.trapped(deadline);
+                    }
+                    let _ = trap_tx.send(e);
                 }
-                if let Some(metrics) = &metrics {
-                    metrics.trapped(deadline);
-                }
-                let _ = trap_tx.send(e);
             }
         });
         // Stops the guest if this future is dropped (the client went away) before

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark, one invocation, one machine: a native hyper hello world
+# (`hello-origin`), `wasmtime serve` 48 (when installed) and `wasi-http serve`, on the
+# hello guest (fresh instance per request, and instance reuse) and the echo guest
+# (1 KiB POST bodies), with wrk over HTTP/1.1; then HTTP/2 rows with h2load.
+# Prints one table: rps, p50, p99, server peak RSS, ratio to the wasmtime row.
+# Usage: benches/compare.sh [SECONDS] [CONNS] [REUSE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=${2:-64}
+REUSE=${3:-128}
+HELLO=guests/wasm/hello.wasm
+ECHO=guests/wasm/echo.wasm
+
+# shellcheck source=benches/common.sh
+source benches/common.sh
+command -v h2load >/dev/null || { echo "installing h2load"; apt-get install -y -qq nghttp2-client >/dev/null; }
+cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin
+BIN=target/release/wasi-http
+PORT=18095
+OUT=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+cat > "$OUT/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["content-type"] = "application/octet-stream"
+EOF
+
+# row NAME KIND(wrk|wrk-post|h2) -- server command...: starts it, loads it, stops it.
+row() {
+  local name=$1 kind=$2
+  shift 3
+  "$@" >/dev/null 2>&1 &
+  local pid=$!
+  wait_port "127.0.0.1:$PORT"
+  local url="http://127.0.0.1:$PORT/"
+  curl -sf "$url" >/dev/null || { echo "$name: warm-up request failed" >&2; kill $pid; return 0; }
+  local rps p50 p99 rss
+  case $kind in
+    wrk|wrk-post)
+      local script=()
+      [ "$kind" = wrk-post ] && script=(-s "$OUT/post.lua")
+      local out
+      out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "$url")
+      rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+      p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+      p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+      if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+        echo "$name: $(grep "Non-2xx\|Socket errors" <<<"$out" | tr '\n' ' ')" >&2
+      fi
+      ;;
+    h2)
+      local out
+      out=$(h2load -D "$DURATION" -c "$CONNS" -m 10 -t 2 "$url" 2>&1)
+      rps=$(awk '/finished in/ {gsub(",", ""); for (i=1;i<=NF;i++) if ($i ~ /req\/s/) printf "%.0f", $(i-1)}' <<<"$out")
+      # h2load reports per-request time as min/max/mean/sd; the mean stands in for p50.
+      p50=$(awk '/time for request:/ {print $6}' <<<"$out")
+      p99="n/a"
+      ;;
+  esac
+  rss=$(peak_rss $pid)
+  kill $pid; wait $pid 2>/dev/null || true
+  printf '%s|%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" "$rss" >> "$OUT/rows"
+}
+
+: > "$OUT/rows"
+row "native hyper hello" wrk -- target/release/hello-origin "127.0.0.1:$PORT"
+if has_wasmtime48; then
+  row "wasmtime hello fresh" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "$HELLO"
+  row "wasmtime hello reuse" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" --max-instance-reuse-count "$REUSE" "$HELLO"
+  row "wasmtime echo 1KiB" wrk-post -- wasmtime serve --addr "127.0.0.1:$PORT" "$ECHO"
+else
+  echo "wasmtime 48 not installed: skipping its rows" >&2
+  echo "(cargo install wasmtime-cli --version 48.0.8 --locked, ~25 min)" >&2
+fi
+row "wasi-http hello fresh" wrk -- $BIN serve --addr "127.0.0.1:$PORT" "$HELLO"
+row "wasi-http hello reuse" wrk -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
+row "wasi-http echo 1KiB" wrk-post -- $BIN serve --addr "127.0.0.1:$PORT" "$ECHO"
+row "native hyper hello h2" h2 -- target/release/hello-origin "127.0.0.1:$PORT"
+row "wasi-http hello fresh h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" "$HELLO"
+row "wasi-http hello reuse h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
+
+echo
+echo "wrk -t2 -c$CONNS -d${DURATION}s (h2load -c$CONNS -m10 -t2 -D$DURATION for h2), loopback, release builds"
+printf '%-26s %9s %9s %9s %9s %12s\n' "server" "rps" "p50" "p99" "peak RSS" "vs wasmtime"
+awk -F'|' '
+  { name[NR]=$1; rps[NR]=$2; p50[NR]=$3; p99[NR]=$4; rss[NR]=$5; by[$1]=$2 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      base = ""
+      if (name[i] ~ /hello fresh$/) base = by["wasmtime hello fresh"]
+      if (name[i] ~ /hello reuse$/) base = by["wasmtime hello reuse"]
+      if (name[i] ~ /echo/) base = by["wasmtime echo 1KiB"]
+      # wasmtime serve speaks HTTP/1.1 only: no ratio for the h2 rows.
+      if (name[i] ~ / h2$/) base = ""
+      ratio = (base != "" && base > 0) ? sprintf("%.2fx", rps[i] / base) : "-"
+      printf "%-26s %9s %9s %9s %9s %12s\n", name[i], rps[i], p50[i], p99[i], rss[i], ratio
+    }
+    if (by["native hyper hello"] > 0 && by["wasi-http hello reuse"] > 0)
+      printf "wasi-http hello reuse / native hyper: %.2fx\n", by["wasi-http hello reuse"] / by["native hyper hello"]
+  }' "$OUT/rows"

@@ -1,0 +1,48 @@
+//! The per-request path (store, instantiate, handle, drop) of `ProxyService` on the
+//! hello guest, N times in a row on one thread: `benches/callgrind.sh` runs it under
+//! callgrind twice and reports the instructions per request, which stay stable where
+//! wall-clock numbers on a shared machine do not.
+//!
+//! Usage: per_request COMPONENT N [reuse]
+
+use http_body_util::BodyExt;
+use wasi_http_host::{EngineConfig, GuestOutput, InstanceReuse, ProxyService, ServiceConfig};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .ok_or("usage: per_request COMPONENT N [reuse]")?;
+    let n: u32 = args.next().ok_or("missing N")?.parse()?;
+    let reuse = args.next().as_deref() == Some("reuse");
+
+    let (engine, _pooling) = wasi_http_host::new_engine(&EngineConfig::default())?;
+    let component = wasmtime::component::Component::from_file(&engine, &path)?;
+    let mut config = ServiceConfig::default();
+    config.guest_output = GuestOutput::Discard;
+    if reuse {
+        config.instance_reuse = Some(InstanceReuse::new(u32::MAX));
+    }
+    let service = ProxyService::new(&engine, &component, config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for _ in 0..n {
+            let request = http::Request::get("http://localhost/")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let response = service.handle(request, http::uri::Scheme::HTTP).await;
+            if response.status() != 200 {
+                return Err(format!("status {}", response.status()));
+            }
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
