@@ -635,6 +635,24 @@ impl ServeProcess {
         }
     }
 
+    /// Polls `/metrics` until `series` satisfies `done` or `within` passes; returns
+    /// the last value seen.
+    pub async fn wait_for_metric(
+        &self,
+        series: &str,
+        done: impl Fn(f64) -> bool,
+        within: Duration,
+    ) -> Option<f64> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let value = self.metric(series).await;
+            if value.is_some_and(&done) || std::time::Instant::now() > deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait(mut self) -> std::process::ExitStatus {
         self.child.wait().expect("wait")
@@ -674,6 +692,12 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback address with a port free right now (for a second listener).
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
 }
 
 /// Runs `bin serve ARGS` expecting it to fail at startup; returns its stderr.

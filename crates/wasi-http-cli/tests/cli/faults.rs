@@ -8,13 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{guest, url, BIN};
-use test_support::{get, send, ServeProcess};
-
-/// A free loopback port for a metrics listener.
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
-}
+use test_support::{free_addr, get, send, ServeProcess};
 
 /// The server answers a plain request with 200.
 async fn still_serves(server: &ServeProcess) {
@@ -185,12 +179,13 @@ async fn connections_past_the_limit_are_closed_and_the_server_recovers() {
         idle.push(TcpStream::connect(server.addr).await.expect("connect"));
     }
     // The server has taken what it will take.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.metric("wasi_http_connections_rejected_total").await < Some(1900.0)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_for_metric(
+            "wasi_http_connections_rejected_total",
+            |v| v >= 1900.0,
+            Duration::from_secs(5),
+        )
+        .await;
     assert_eq!(
         server.metric("wasi_http_connections_open").await,
         Some(100.0)
@@ -208,12 +203,13 @@ async fn connections_past_the_limit_are_closed_and_the_server_recovers() {
         "{response} {took:?}"
     );
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.metric("wasi_http_connections_open").await != Some(0.0)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_for_metric(
+            "wasi_http_connections_open",
+            |v| v == 0.0,
+            Duration::from_secs(5),
+        )
+        .await;
     still_serves(&server).await;
 }
 
@@ -238,15 +234,8 @@ async fn queue_overflow_is_503_with_retry_after() {
         let uri = url(server, "/busy-loop");
         tokio::spawn(async move { send(addr, get(&uri, &[]), false).await })
     };
-    let wait_for = |series: &'static str| {
-        let server = &server;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while server.metric(series).await != Some(1.0) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let wait_for =
+        |series: &'static str| server.wait_for_metric(series, |v| v == 1.0, Duration::from_secs(5));
     let running = busy(&server);
     wait_for("wasi_http_requests_in_flight").await;
     let queued = busy(&server);
@@ -355,12 +344,13 @@ async fn client_disconnect_stops_the_guest() {
     );
     drop(stream);
     let dropped = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while server.metric("wasi_http_requests_in_flight").await != Some(0.0)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_metric(
+            "wasi_http_requests_in_flight",
+            |v| v == 0.0,
+            Duration::from_secs(2),
+        )
+        .await;
     eprintln!(
         "observed: in-flight back to 0 {:?} after the client left (before response)",
         dropped.elapsed()
@@ -386,12 +376,13 @@ async fn client_disconnect_stops_the_guest() {
         Some(1.0)
     );
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while server.metric("wasi_http_requests_in_flight").await != Some(0.0)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_metric(
+            "wasi_http_requests_in_flight",
+            |v| v == 0.0,
+            Duration::from_secs(2),
+        )
+        .await;
     assert_eq!(
         server.metric("wasi_http_requests_in_flight").await,
         Some(0.0)
@@ -485,12 +476,13 @@ async fn queue_timeout_is_503() {
     let addr = server.addr;
     let uri = url(&server, "/busy-loop");
     let running = tokio::spawn(async move { send(addr, get(&uri, &[]), false).await });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.metric("wasi_http_requests_in_flight").await != Some(1.0)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_metric(
+            "wasi_http_requests_in_flight",
+            |v| v == 1.0,
+            Duration::from_secs(5),
+        )
+        .await;
     let started = Instant::now();
     let r = send(
         server.addr,

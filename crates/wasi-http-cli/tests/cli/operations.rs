@@ -95,10 +95,7 @@ fn tls_flags_are_validated_at_startup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_access_log() {
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = test_support::free_addr();
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--metrics-addr", &metrics]);
     let maddr = server.metrics_addr.expect("metrics address printed");
     let health = send(maddr, get(&format!("http://{maddr}/healthz"), &[]), false)
@@ -266,10 +263,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_are_reused_up_to_n_and_dropped_after_a_trap() {
-    let metrics = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let metrics = test_support::free_addr();
     let server = ServeProcess::spawn(
         BIN,
         &[

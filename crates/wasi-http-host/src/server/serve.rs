@@ -465,6 +465,16 @@ impl<I> Tracked<I> {
         activity.touch();
         Tracked { io, activity }
     }
+
+    /// Records traffic if a write moved bytes.
+    fn wrote(&self, poll: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &poll {
+            if *n > 0 {
+                self.activity.touch();
+            }
+        }
+        poll
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
@@ -489,12 +499,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            if n > 0 {
-                self.activity.touch();
-            }
-        }
-        poll
+        self.wrote(poll)
     }
 
     fn poll_write_vectored(
@@ -503,12 +508,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = poll {
-            if n > 0 {
-                self.activity.touch();
-            }
-        }
-        poll
+        self.wrote(poll)
     }
 
     fn is_write_vectored(&self) -> bool {
