@@ -186,6 +186,13 @@ struct ServeArgs {
     /// Most outgoing requests in flight across the server; more requests queue.
     #[arg(long, default_value_t = 4096)]
     max_outbound_requests: usize,
+    /// Keep compiled components here, so a restart skips compilation (default:
+    /// $XDG_CACHE_HOME/wasi-http, else ~/.cache/wasi-http).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component on every start; keep nothing on disk.
+    #[arg(long)]
+    no_cache: bool,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
@@ -438,13 +445,24 @@ fn serve(args: ServeArgs) -> Result<()> {
         engine_config.max_instances = args.max_instances;
         engine_config.max_memory_bytes = args.max_memory;
         engine_config.fuel = args.fuel.is_some();
+        if !args.no_cache {
+            engine_config.cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+        }
         let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
             .map_err(anyhow::Error::from)
             .context("creating the engine")?;
         tracing::debug!(pooling, "engine ready");
 
         let component = match &args.component {
-            Some(path) => load_component(&engine, path)?,
+            Some(path) => {
+                // Compiling a large component takes seconds the first time (cached
+                // afterwards): say what is happening.
+                eprintln!("Loading {}...", path.display());
+                let started = std::time::Instant::now();
+                let component = load_component(&engine, path)?;
+                eprintln!("Component ready in {:.0?}", started.elapsed());
+                component
+            }
             None => Component::new(&engine, DEMO_COMPONENT)
                 .map_err(anyhow::Error::from)
                 .context("compiling the embedded demo component")?,
@@ -560,6 +578,13 @@ fn server_config(args: &ServeArgs, metrics: wasi_http_host::Metrics) -> Result<S
     config.access_log = !args.no_access_log;
     config.metrics = metrics;
     Ok(config)
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wasi-http"))
 }
 
 fn load_component(engine: &wasmtime::Engine, path: &PathBuf) -> Result<Component> {

@@ -306,3 +306,52 @@ async fn instances_are_reused_up_to_n_and_dropped_after_a_trap() {
         "a trapped instance is not reused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_components_are_cached_on_disk() {
+    let dir = std::env::temp_dir().join(format!("wasi-http-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = |dir: &std::path::Path| -> usize {
+        fn count(p: &std::path::Path) -> usize {
+            std::fs::read_dir(p).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() {
+                            count(&path)
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        count(dir)
+    };
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let server = ServeProcess::spawn(
+        BIN,
+        &[&guest("echo"), "--no-cache", "--cache-dir", &dir_arg],
+    );
+    assert!(server.wait_for_log("Component ready"));
+    drop(server);
+    assert_eq!(files(&dir), 0, "--no-cache writes nothing");
+    let server = ServeProcess::spawn(BIN, &[&guest("echo"), "--cache-dir", &dir_arg]);
+    let r = send(server.addr, get(&url(&server, "/"), &[]), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    drop(server);
+    // wasmtime writes the entry from a background thread; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while files(&dir) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        files(&dir) > 0,
+        "the compiled component is in {}",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
