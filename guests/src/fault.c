@@ -4,6 +4,8 @@
  *   /trap-before     trap before setting the response
  *   /trap-after      200, write "partial", flush, then trap
  *   /never-set       return without setting the response-outparam
+ *   /keep-outparam   return without setting or dropping the response-outparam
+ *                    (the handle stays in the instance)
  *   /set-twice       set a 200 response, then response-outparam.set again
  *                    with the already-consumed handle (host should trap)
  *   /overflow        content-length: 5, writes 10 bytes, finish
@@ -23,6 +25,8 @@
  *   /leak-fields     creates fields resources forever without dropping them
  *   /informational   response-outparam.send-informational(103), then 200 with
  *                    body "informational: <ok|error-code name>\n"
+ *   /fresh-only      200 "fresh\n" on an instance's first request, 500 on any
+ *                    later one (a guest that breaks under instance reuse)
  *   /print           prints "guest says hello" on stdout, then 1 MiB of 'x'
  *                    lines on stderr, then 200 "printed\n"
  *   anything else    404 "unknown fault\n"
@@ -316,6 +320,9 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         trap_after(response_out);
     } else if (str_eq(path, len, "/never-set")) {
         wasi_http_types_response_outparam_drop_own(response_out);
+    } else if (str_eq(path, len, "/keep-outparam")) {
+        /* Deliberately leaked: the handle stays in the instance's table. */
+        (void)response_out;
     } else if (str_eq(path, len, "/set-twice")) {
         set_twice(response_out);
     } else if (str_eq(path, len, "/overflow")) {
@@ -332,6 +339,13 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         busy_loop();
     } else if (str_eq(path, len, "/alloc")) {
         alloc(response_out, false);
+    } else if (str_eq(path, len, "/fresh-only")) {
+        static int calls = 0;
+        if (calls++ == 0) {
+            respond_text(response_out, 200, "fresh\n");
+        } else {
+            respond_text(response_out, 500, "reused\n");
+        }
     } else if (str_eq(path, len, "/print")) {
         print(response_out);
     } else if (str_eq(path, len, "/alloc-abort")) {

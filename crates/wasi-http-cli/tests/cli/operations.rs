@@ -355,3 +355,52 @@ async fn compiled_components_are_cached_on_disk() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_unsafe_to_reuse_falls_back_to_fresh_instances() {
+    let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--instance-reuse", "10"]);
+    let status = |path: &'static str| {
+        let addr = server.addr;
+        let uri = url(&server, path);
+        async move {
+            send(addr, get(&uri, &[]), false)
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/fresh-only").await, 200);
+    // The reused instance fails where its fresh start succeeded...
+    assert_eq!(status("/fresh-only").await, 500);
+    assert!(
+        server.wait_for_log("not safe to reuse"),
+        "{}",
+        server.stderr()
+    );
+    // ...so from now on every request gets a fresh instance.
+    for _ in 0..3 {
+        assert_eq!(status("/fresh-only").await, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_keeping_its_outparam_gets_500_not_a_hang() {
+    for reuse in ["0", "10"] {
+        let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--instance-reuse", reuse]);
+        for _ in 0..2 {
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                send(
+                    server.addr,
+                    get(&url(&server, "/keep-outparam"), &[]),
+                    false,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("hung (instance reuse {reuse})"))
+            .unwrap();
+            assert_eq!(r.status, 500, "instance reuse {reuse}");
+        }
+    }
+}

@@ -412,6 +412,9 @@ struct ServiceInner {
     config: ServiceConfig,
     /// Instances waiting for their next request (with `instance_reuse`), oldest first.
     idle: std::sync::Mutex<Vec<Instance>>,
+    /// Set once a reused instance failed where a fresh one had succeeded: the guest
+    /// is not safe to reuse, so every request gets a fresh instance from then on.
+    reuse_unsafe: std::sync::atomic::AtomicBool,
 }
 
 /// A store with (once instantiated) its component instance.
@@ -423,9 +426,30 @@ struct Instance {
 }
 
 impl ServiceInner {
+    /// A reused instance answered 5xx (or nothing) after its fresh first request
+    /// succeeded: stop reusing instances of this guest.
+    fn reuse_failed(&self, request_id: &str) {
+        if !self
+            .reuse_unsafe
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %request_id,
+                "a reused instance failed where a fresh one succeeded: this guest is not \
+                 safe to reuse; serving every request with a fresh instance from now on"
+            );
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.clear();
+            }
+        }
+    }
+
     /// An idle instance to reuse, dropping the expired ones.
     fn take_idle(&self) -> Option<Instance> {
         let reuse = self.config.instance_reuse?;
+        if self.reuse_unsafe.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
         let expired = idle
@@ -444,6 +468,9 @@ impl ServiceInner {
         let Some(reuse) = self.config.instance_reuse else {
             return;
         };
+        if self.reuse_unsafe.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         instance.served += 1;
         if instance.served >= reuse.max_requests {
             return;
@@ -476,6 +503,7 @@ impl ProxyService {
                 pre,
                 config,
                 idle: std::sync::Mutex::new(Vec::new()),
+                reuse_unsafe: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -595,12 +623,15 @@ impl ProxyService {
             }
         };
         let inner = self.inner.clone();
+        let reused = instance.served > 0;
+        let out_rep = out.rep();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
         let RequestContext {
             id,
             metrics,
             permit,
         } = context;
+        let id_for_log = id.clone();
         let task = tokio::spawn(async move {
             // Held until the guest is done (or stopped): the slot and the gauge.
             let _permit = permit;
@@ -625,8 +656,15 @@ impl ProxyService {
             }
             .await;
             match result {
-                // Only an instance that ended its request cleanly is kept.
-                Ok(()) => inner.put_idle(instance),
+                // Only an instance that ended its request cleanly is kept: a guest
+                // that returned still holding its response-outparam would keep that
+                // request waiting forever, so its instance (and the outparam) goes.
+                Ok(()) => {
+                    let unanswered = Resource::<HostResponseOutparam>::new_borrow(out_rep);
+                    if instance.store.data().table.get(&unanswered).is_err() {
+                        inner.put_idle(instance);
+                    }
+                }
                 Err(e) => {
                     // Logged here, not by the waiter: a trap after the response started
                     // (the body is then aborted) has nobody waiting for it.
@@ -646,6 +684,21 @@ impl ProxyService {
         // Stops the guest if this future is dropped (the client went away) before
         // the response; afterwards the response body carries it.
         let guard = GuestTask(Some(task.abort_handle()));
+        let response = self.response(receiver, trap_rx, guard, timeout).await;
+        if reused && response.status().is_server_error() {
+            self.inner.reuse_failed(&id_for_log);
+        }
+        response
+    }
+
+    /// The guest's response, or the error response its failure calls for.
+    async fn response(
+        &self,
+        receiver: ResponseReceiver,
+        trap_rx: oneshot::Receiver<wasmtime::Error>,
+        guard: GuestTask,
+        timeout: Option<Duration>,
+    ) -> http::Response<HostBody> {
         match receiver.await {
             Ok(response) => response.map(|body| {
                 crate::body::boxed(GuardedBody {
