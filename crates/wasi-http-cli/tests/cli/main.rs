@@ -287,6 +287,10 @@ fn startup_errors_are_clear() {
         err.contains("acme:widgets/frob@1.0.0"),
         "the missing import is named: {err}"
     );
+    assert!(
+        err.contains("no flag adds other interfaces"),
+        "and what is provided: {err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -388,7 +388,24 @@ pub enum ServiceError {
 impl std::fmt::Display for ServiceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServiceError::Link(e) => write!(f, "component cannot be linked: {e:#}"),
+            ServiceError::Link(e) => {
+                let text = format!("{e:#}");
+                write!(f, "component cannot be linked: {text}")?;
+                // Say what is on offer, so the operator knows no flag will help
+                // and what the guest must be rebuilt against instead.
+                if text.contains("@0.3") {
+                    f.write_str(
+                        "; WASI 0.3 (p3) interfaces are not provided: build the guest \
+                         for WASI 0.2 (wasi:http@0.2.x)",
+                    )
+                } else {
+                    f.write_str(
+                        "; provided are wasi:http@0.2.0-0.2.12 (types, outgoing-handler) \
+                         and WASI 0.2 cli, io, clocks, random, filesystem and sockets \
+                         (linked with nothing granted); no flag adds other interfaces",
+                    )
+                }
+            }
             ServiceError::NotAProxy(e) => write!(
                 f,
                 "component is not a wasi:http/proxy component \

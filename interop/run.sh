@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Interop suite: guests built with the toolchains people use, served unmodified by
+# `wasi-http serve` (release build) and checked with real HTTP requests.
+#
+#   py  componentize-py 0.25.1 (PyPI)              interop/py/{hello,echo,fetch}/app.py
+#   js  jco 1.35.0 / ComponentizeJS 0.22.0 (npm)   interop/js/{hello,echo,fetch}/app.js
+#   c   wit-bindgen C + clang (guests/, prebuilt)  guests/wasm/{hello,echo,client}.wasm
+#
+# Toolchains, built guests and wasmtime's compiled-code cache live in
+# $WASI_HTTP_INTEROP_CACHE (default ~/.cache/wasi-http-interop), keyed by source and
+# tool version, so a second run only serves and checks. Ends with `N passed, N failed`
+# and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${WASI_HTTP_INTEROP_CACHE:-$HOME/.cache/wasi-http-interop}
+PY_VERSION=0.25.1
+JCO_VERSION=1.35.0
+SHIM_VERSION=0.26.0 # 0.26.1 breaks `jco componentize` ("failed to get path metadata")
+mkdir -p "$CACHE/build"
+started=$(date +%s)
+log() { echo "[$(( $(date +%s) - started ))s] $*"; }
+
+# --- toolchains -------------------------------------------------------------------
+if [ "$("$CACHE/py/bin/componentize-py" --version 2>/dev/null | awk '{print $2}')" != "$PY_VERSION" ]; then
+  log "installing componentize-py $PY_VERSION"
+  python3 -m venv "$CACHE/py" && "$CACHE/py/bin/pip" install -q "componentize-py==$PY_VERSION" || exit 1
+fi
+if [ "$(node -p "require('$CACHE/js/node_modules/@bytecodealliance/jco/package.json').version" 2>/dev/null)" != "$JCO_VERSION" ]; then
+  log "installing jco $JCO_VERSION"
+  mkdir -p "$CACHE/js" && (cd "$CACHE/js" && [ -f package.json ] || npm init -y >/dev/null) &&
+    npm install --prefix "$CACHE/js" --no-audit --no-fund \
+      "@bytecodealliance/jco@$JCO_VERSION" "@bytecodealliance/preview2-shim@$SHIM_VERSION" >/dev/null || exit 1
+fi
+log "building wasi-http (release)"
+cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin || exit 1
+SERVE=$ROOT/target/release/wasi-http
+
+# --- guests -----------------------------------------------------------------------
+JS_WIT=$CACHE/wit-0.2.10
+python3 interop/wit_0_2_10.py crates/wasi-http-host/wit/deps "$JS_WIT"
+
+# built KIND NAME: path of the guest, building it if its inputs changed.
+built() {
+  local kind=$1 name=$2 src key out
+  case $kind in
+    c) echo "$ROOT/guests/wasm/$name.wasm"; return ;;
+    py) src=interop/py/$name/app.py ;;
+    js) src=interop/js/$name/app.js ;;
+  esac
+  key=$(cat "$src" interop/wit/world.wit interop/wit_0_2_10.py crates/wasi-http-host/wit/deps/*.wit |
+    sha256sum | cut -c1-16)
+  out=$CACHE/build/$kind-$name-$key.wasm
+  if [ ! -f "$out" ]; then
+    local t0
+    t0=$(date +%s)
+    case $kind in
+      py) (cd "interop/py/$name" && "$CACHE/py/bin/componentize-py" -d "$ROOT/interop/wit" \
+            -w interop:guests/proxy componentize app -o "$out.tmp") >/dev/null 2>"$CACHE/build/$kind-$name.log" ;;
+      js) "$CACHE/js/node_modules/.bin/jco" componentize "$src" -w "$JS_WIT" -n proxy \
+            -o "$out.tmp" >"$CACHE/build/$kind-$name.log" 2>&1 ;;
+    esac || { echo "build of $kind/$name failed: $(tail -3 "$CACHE/build/$kind-$name.log")" >&2; return 1; }
+    mv "$out.tmp" "$out"
+    log >&2 "built $kind/$name in $(( $(date +%s) - t0 ))s ($(( $(stat -c %s "$out") / 1048576 )) MiB)"
+  fi
+  echo "$out"
+}
+
+# --- checks -----------------------------------------------------------------------
+PASSED=0
+FAILED=0
+PORT=18180
+ORIGIN_PORT=18179
+"$ROOT/target/release/hello-origin" "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 &
+ORIGIN=$!
+SERVER=
+trap 'kill $ORIGIN ${SERVER:-} 2>/dev/null' EXIT
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
+
+# serve WASM [FLAGS...]: starts wasi-http serve, waits until it answers.
+serve() {
+  local wasm=$1
+  shift
+  SERVER_LOG=$(mktemp)
+  "$SERVE" serve "$wasm" --addr "127.0.0.1:$PORT" --allow-network 127.0.0.1/32 \
+    --cache-dir "$CACHE/wasmtime" "$@" 2>"$SERVER_LOG" &
+  SERVER=$!
+  for _ in $(seq 1 1200); do
+    grep -q "Serving HTTP" "$SERVER_LOG" && return 0
+    kill -0 $SERVER 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "server did not start: $(tail -5 "$SERVER_LOG")" >&2
+  return 1
+}
+stop() { kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; SERVER=; rm -f "$SERVER_LOG"; }
+URL="http://127.0.0.1:$PORT"
+
+# expect NAME CURL_ARGS... -- STATUS BODY_REGEX [HEADER_REGEX]
+expect() {
+  local name=$1
+  shift
+  local args=()
+  while [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  local status=$1 body_re=$2 header_re=${3:-}
+  local out headers code
+  headers=$(mktemp)
+  out=$(curl -s -D "$headers" --max-time 20 "${args[@]}")
+  code=$(awk 'NR==1 {print $2}' "$headers")
+  if [ "$code" != "$status" ]; then
+    fail "$name" "status $code, want $status (body: ${out:0:120})"
+  elif ! grep -Eq "$body_re" <<<"$out"; then
+    fail "$name" "body ${out:0:120} does not match /$body_re/"
+  elif [ -n "$header_re" ] && ! grep -Eiq "$header_re" "$headers"; then
+    fail "$name" "no header matching /$header_re/"
+  else
+    pass "$name"
+  fi
+  rm -f "$headers"
+}
+
+BIG=$(mktemp)
+head -c $((5 * 1048576)) /dev/urandom >"$BIG"
+BIG_SUM=$(sha256sum <"$BIG" | cut -d' ' -f1)
+LEN=$(mktemp)
+head -c 102400 /dev/zero >"$LEN"
+
+for kind in c py js; do
+  case $kind in
+    c) hello=hello echo=echo fetch=client echo_h=x-echo-h-x-test length_args=(-H "x-echo-read-first: 1" --data-binary "@$LEN" "$URL/") ;;
+    *) hello=hello echo=echo fetch=fetch echo_h=x-echo-x-test length_args=(--data-binary "@$LEN" "$URL/length") ;;
+  esac
+  log "$kind guests"
+  if wasm=$(built "$kind" "$hello") && serve "$wasm"; then
+    t0=$(date +%s%N)
+    expect "$kind/hello" "$URL/" -- 200 "Hello"
+    stop
+    # A restart loads the compiled component from the cache.
+    t0=$(date +%s%N)
+    serve "$wasm" && until curl -sf "$URL/" >/dev/null; do sleep 0.005; done
+    log "$kind/hello: first response $(( ($(date +%s%N) - t0) / 1000000 )) ms after a cached start"
+    stop
+    # Instance reuse: a guest that breaks when reused falls back to fresh instances.
+    serve "$wasm" --instance-reuse 10
+    for _ in 1 2 3; do curl -s -o /dev/null "$URL/"; done
+    expect "$kind/hello with --instance-reuse" "$URL/" -- 200 "Hello"
+    if grep -q "not safe to reuse" "$SERVER_LOG"; then log "$kind/hello: not safe to reuse, served fresh"; fi
+    stop
+  else
+    fail "$kind/hello" "could not build or serve"
+  fi
+  if wasm=$(built "$kind" "$echo") && serve "$wasm"; then
+    expect "$kind/echo headers and body" -H "x-test: abc" --data-binary "payload" "$URL/p?q=1" -- 200 "^payload$" "^$echo_h: abc"
+    sum=$(curl -s --max-time 30 --data-binary "@$BIG" -H "content-type: application/octet-stream" "$URL/big" | sha256sum | cut -d' ' -f1)
+    if [ "$sum" = "$BIG_SUM" ]; then pass "$kind/echo 5 MiB streamed"; else fail "$kind/echo 5 MiB streamed" "body differs"; fi
+    expect "$kind/echo body read in full (async)" "${length_args[@]}" -- 200 "^102400$"
+    stop
+  else
+    fail "$kind/echo" "could not build or serve"
+  fi
+  if wasm=$(built "$kind" "$fetch") && serve "$wasm"; then
+    expect "$kind/outbound fetch" -H "x-url: http://127.0.0.1:$ORIGIN_PORT/" "$URL/" -- 200 "hello"
+    stop
+  else
+    fail "$kind/fetch" "could not build or serve"
+  fi
+done
+rm -f "$BIG" "$LEN"
+log "done"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
