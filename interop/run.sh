@@ -34,7 +34,8 @@ if [ "$(node -p "require('$CACHE/js/node_modules/@bytecodealliance/jco/package.j
 fi
 log "building wasi-http (release)"
 cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin || exit 1
-SERVE=$ROOT/target/release/wasi-http
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SERVE=$TARGET/release/wasi-http
 
 # --- guests -----------------------------------------------------------------------
 JS_WIT=$CACHE/wit-0.2.10
@@ -71,7 +72,7 @@ PASSED=0
 FAILED=0
 PORT=18180
 ORIGIN_PORT=18179
-"$ROOT/target/release/hello-origin" "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 &
+"$TARGET/release/hello-origin" "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 &
 ORIGIN=$!
 SERVER=
 trap 'kill $ORIGIN ${SERVER:-} 2>/dev/null' EXIT
