@@ -620,6 +620,17 @@ impl ServeProcess {
         self.child.wait().expect("wait")
     }
 
+    /// `GET path` over a new HTTP/1.1 connection; panics if no response comes.
+    pub async fn get(&self, path: &str) -> Collected {
+        send(
+            self.addr,
+            get(&format!("http://{}{path}", self.addr), &[]),
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// Waits up to 5 s for a stderr line containing `needle` (logs are written by a
     /// background thread, a moment after the event); returns whether one came.
     pub fn wait_for_log(&self, needle: &str) -> bool {

@@ -241,9 +241,7 @@ async fn queue_overflow_is_503_with_retry_after() {
     let queued = busy(&server);
     wait_for("wasi_http_requests_queued").await;
     let started = Instant::now();
-    let r = send(server.addr, get(&url(&server, "/busy-loop"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/busy-loop").await;
     eprintln!(
         "observed: queue full -> {} retry-after {:?} after {:?}",
         r.status,
@@ -260,13 +258,7 @@ async fn queue_overflow_is_503_with_retry_after() {
     );
     assert_eq!(running.await.unwrap().unwrap().status, 504);
     assert_eq!(queued.await.unwrap().unwrap().status, 504);
-    let r = send(
-        server.addr,
-        get(&url(&server, "/invalid-header"), &[]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = server.get("/invalid-header").await;
     assert_eq!(r.status, 200, "the server serves again");
 }
 
@@ -274,9 +266,7 @@ async fn queue_overflow_is_503_with_retry_after() {
 async fn busy_guest_is_504_within_its_deadline() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--request-timeout", "500ms"]);
     let started = Instant::now();
-    let r = send(server.addr, get(&url(&server, "/busy-loop"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/busy-loop").await;
     let took = started.elapsed();
     eprintln!(
         "observed: busy loop -> {} after {took:?} (deadline 500 ms)",
@@ -287,13 +277,7 @@ async fn busy_guest_is_504_within_its_deadline() {
         took < Duration::from_millis(600),
         "504 after {took:?}, deadline 500 ms"
     );
-    let r = send(
-        server.addr,
-        get(&url(&server, "/invalid-header"), &[]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = server.get("/invalid-header").await;
     assert_eq!(r.status, 200);
 }
 
@@ -301,9 +285,7 @@ async fn busy_guest_is_504_within_its_deadline() {
 async fn memory_bomb_fails_inside_the_guest_only() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--max-memory", "64MiB"]);
     // A guest that handles the failure reports how far it got.
-    let r = send(server.addr, get(&url(&server, "/alloc"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/alloc").await;
     assert_eq!(r.status, 200);
     let mib: u64 = r
         .text()
@@ -317,13 +299,9 @@ async fn memory_bomb_fails_inside_the_guest_only() {
         "allocated {mib} MiB under a 64 MiB cap"
     );
     // One that aborts on out-of-memory traps: 500.
-    let r = send(server.addr, get(&url(&server, "/alloc-abort"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/alloc-abort").await;
     assert_eq!(r.status, 500);
-    let r = send(server.addr, get(&url(&server, "/alloc"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/alloc").await;
     assert_eq!(r.status, 200, "the server serves again");
 }
 
@@ -484,13 +462,7 @@ async fn queue_timeout_is_503() {
         )
         .await;
     let started = Instant::now();
-    let r = send(
-        server.addr,
-        get(&url(&server, "/invalid-header"), &[]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = server.get("/invalid-header").await;
     let waited = started.elapsed();
     eprintln!(
         "observed: queued request answered {} after {waited:?}",
@@ -509,9 +481,7 @@ async fn queue_timeout_is_503() {
 async fn fuel_stops_a_spinning_guest() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--fuel", "50000000"]);
     let started = Instant::now();
-    let r = send(server.addr, get(&url(&server, "/busy-loop"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/busy-loop").await;
     eprintln!(
         "observed: out of fuel -> {} after {:?}",
         r.status,
@@ -547,12 +517,6 @@ async fn shutdown_timeout_bounds_the_drain() {
 }
 
 async fn still_serves_fault(server: &ServeProcess) {
-    let r = send(
-        server.addr,
-        get(&url(server, "/invalid-header"), &[]),
-        false,
-    )
-    .await
-    .expect("the server must keep serving");
-    assert_eq!(r.status, 200);
+    let r = server.get("/invalid-header").await;
+    assert_eq!(r.status, 200, "the server must keep serving");
 }

@@ -206,9 +206,7 @@ async fn slow_reader_keeps_server_memory_bounded() {
     drop(sender);
     conn.abort();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = send(server.addr, get(&url(&server, "/"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/").await;
     assert_eq!(r.status, 200);
     let log = server.stderr();
     assert!(

@@ -148,9 +148,7 @@ async fn metrics_health_and_access_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_guest_output_tagged_and_bounded() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--log-format", "json"]);
-    let r = send(server.addr, get(&url(&server, "/print"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/print").await;
     assert_eq!(r.status, 200);
     server.wait_for_log("over its budget");
     server.wait_for_log("wasi_http::access");
@@ -276,29 +274,15 @@ async fn instances_are_reused_up_to_n_and_dropped_after_a_trap() {
     );
     let instantiated = || server.metric("wasi_http_instantiation_seconds_count");
     for _ in 0..10 {
-        let r = send(
-            server.addr,
-            get(&url(&server, "/invalid-header"), &[]),
-            false,
-        )
-        .await
-        .unwrap();
+        let r = server.get("/invalid-header").await;
         assert_eq!(r.status, 200);
     }
     // 10 sequential requests, 3 per instance.
     assert_eq!(instantiated().await, Some(4.0));
     // The 4th instance has served one request; a trap retires it early.
-    let r = send(server.addr, get(&url(&server, "/trap-before"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/trap-before").await;
     assert_eq!(r.status, 500);
-    let r = send(
-        server.addr,
-        get(&url(&server, "/invalid-header"), &[]),
-        false,
-    )
-    .await
-    .unwrap();
+    let r = server.get("/invalid-header").await;
     assert_eq!(r.status, 200);
     assert_eq!(
         instantiated().await,
@@ -338,9 +322,7 @@ async fn compiled_components_are_cached_on_disk() {
     drop(server);
     assert_eq!(files(&dir), 0, "--no-cache writes nothing");
     let server = ServeProcess::spawn(BIN, &[&guest("echo"), "--cache-dir", &dir_arg]);
-    let r = send(server.addr, get(&url(&server, "/"), &[]), false)
-        .await
-        .unwrap();
+    let r = server.get("/").await;
     assert_eq!(r.status, 200);
     drop(server);
     // wasmtime writes the entry from a background thread; give it a moment.
