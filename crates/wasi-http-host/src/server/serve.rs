@@ -229,11 +229,12 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: ServerConfig, service: ProxyService) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
-        // hyper's floor for its read buffer is 8 KiB; the exact limit is checked
-        // again per request below.
+        // hyper's read buffer also carries request bodies, so it stays at least
+        // hyper's default size (bigger reads, fewer guest calls); the header limit
+        // itself is checked exactly per request below.
         http.http1()
             .timer(TokioTimer::new())
-            .max_buf_size(config.max_header_bytes.max(8192) + 1024)
+            .max_buf_size(config.max_header_bytes.max(400 * 1024) + 1024)
             .header_read_timeout(config.header_read_timeout);
         http.http2()
             .timer(TokioTimer::new())
