@@ -386,3 +386,42 @@ async fn a_guest_keeping_its_outparam_gets_500_not_a_hang() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_an_error_not_a_shared_listener() {
+    let addr = test_support::free_addr();
+    let mut first = std::process::Command::new(BIN)
+        .args(["serve", "--addr", &addr])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&addr).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut second = std::process::Command::new(BIN)
+        .args(["serve", "--addr", &addr])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = first.kill();
+    let _ = first.wait();
+    let _ = second.kill();
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "a second server joined the port: {err}"
+    );
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}

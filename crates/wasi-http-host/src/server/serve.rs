@@ -137,6 +137,12 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        // Another process's listener on this port would otherwise be joined into one
+        // SO_REUSEPORT group (same user) and silently share the traffic: check that
+        // the port is free with a plain socket first.
+        if addr.port() != 0 {
+            drop(probe_listener(addr).map_err(|e| ServerError::Bind(addr, e))?);
+        }
         let mut listeners = Vec::with_capacity(workers);
         let mut bound = addr;
         for _ in 0..workers {
@@ -200,6 +206,18 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// A listener without SO_REUSEPORT: binding it fails if anything listens on `addr`.
+fn probe_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1)
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
