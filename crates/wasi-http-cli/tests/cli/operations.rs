@@ -137,6 +137,12 @@ async fn metrics_health_and_access_log() {
         .collect();
     assert_eq!(access.len(), 3, "{log}");
     assert!(
+        access
+            .iter()
+            .all(|line| line.contains("outcome=\"complete\"")),
+        "every response was delivered whole: {access:#?}"
+    );
+    assert!(
         access[1].contains("path=/nope")
             && access[1].contains("status=404")
             && access[1].contains("request_id="),

@@ -827,6 +827,12 @@ impl Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        self.log("client gone before the end");
+        // hyper stops polling a body that says it has ended (e.g. once its
+        // content-length is written), so an ended body dropped unpolled is complete.
+        if self.body.is_end_stream() {
+            self.log("complete");
+        } else {
+            self.log("client gone before the end");
+        }
     }
 }
