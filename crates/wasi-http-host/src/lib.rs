@@ -77,6 +77,7 @@ mod host;
 mod limits;
 mod linker;
 mod metrics;
+mod reaper;
 mod request;
 mod response;
 mod server;

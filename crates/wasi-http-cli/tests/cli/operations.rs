@@ -431,3 +431,30 @@ async fn a_port_in_use_is_an_error_not_a_shared_listener() {
     );
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reusable_instances_expire() {
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("fault"),
+            "--instance-reuse",
+            "10",
+            "--instance-idle-timeout",
+            "200ms",
+            "--metrics-addr",
+            &test_support::free_addr(),
+        ],
+    );
+    assert_eq!(server.get("/invalid-header").await.status, 200);
+    assert_eq!(server.get("/invalid-header").await.status, 200);
+    let instantiated = || server.metric("wasi_http_instantiation_seconds_count");
+    assert_eq!(instantiated().await, Some(1.0), "reused while warm");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(server.get("/invalid-header").await.status, 200);
+    assert_eq!(
+        instantiated().await,
+        Some(2.0),
+        "expired after its idle timeout"
+    );
+}

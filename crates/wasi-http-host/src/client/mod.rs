@@ -165,7 +165,7 @@ struct ClientInner {
     tls: Option<tokio_rustls::TlsConnector>,
     /// `None` when the resolver settings were unusable (logged at construction).
     lookup: Option<Lookup>,
-    reaper: std::sync::Once,
+    reaper: crate::reaper::Once,
     stats: ClientStats,
     pool: Arc<Pool>,
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -227,7 +227,7 @@ impl Client {
                 config,
                 tls,
                 lookup,
-                reaper: std::sync::Once::new(),
+                reaper: crate::reaper::Once::new(),
                 stats: ClientStats::default(),
                 pool,
                 in_flight,
@@ -280,7 +280,7 @@ impl ClientInner {
         // Idle connections to destinations never asked for again are closed by a
         // task of their own; started here because this runs on the runtime.
         self.reaper
-            .call_once(|| pool::spawn_reaper(Arc::downgrade(&self.pool)));
+            .start(&self.pool, self.pool.idle_timeout(), Pool::reap);
 
         let uri = request.uri().clone();
         let authority = uri

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -130,8 +130,13 @@ impl Pool {
             && Arc::strong_count(&conns.h2_gate) == 1
     }
 
+    /// How long idle connections are kept.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
     /// Closes expired idle connections and forgets destinations that hold nothing.
-    fn reap(&self) {
+    pub(crate) fn reap(&self) {
         let now = Instant::now();
         lock(&self.hosts).retain(|_, conns| !self.unused(conns, now));
     }
@@ -232,28 +237,6 @@ impl Pool {
         drop(hosts);
         self.changed.notify_waiters();
     }
-}
-
-/// Starts the task that closes idle connections once they expire, even for
-/// destinations nobody asks for again; it ends with the pool.
-pub(crate) fn spawn_reaper(pool: Weak<Pool>) {
-    let Some(period) = pool
-        .upgrade()
-        .map(|p| (p.idle_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(5)))
-    else {
-        return;
-    };
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match pool.upgrade() {
-                Some(pool) => pool.reap(),
-                None => return,
-            }
-        }
-    });
 }
 
 /// An HTTP/1.1 response body that returns its connection to the pool at its end.

@@ -432,6 +432,7 @@ struct ServiceInner {
     /// Set once a reused instance failed where a fresh one had succeeded: the guest
     /// is not safe to reuse, so every request gets a fresh instance from then on.
     reuse_unsafe: std::sync::atomic::AtomicBool,
+    reaper: crate::reaper::Once,
 }
 
 /// A store with (once instantiated) its component instance.
@@ -461,23 +462,36 @@ impl ServiceInner {
         }
     }
 
-    /// An idle instance to reuse, dropping the expired ones.
+    /// An idle instance to reuse (the most recently used one).
     fn take_idle(&self) -> Option<Instance> {
-        let reuse = self.config.instance_reuse?;
-        if self.reuse_unsafe.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.config.instance_reuse.is_none()
+            || self.reuse_unsafe.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return None;
         }
-        let mut idle = self.idle.lock().ok()?;
+        self.idle.lock().ok()?.pop()
+    }
+
+    /// Drops the instances idle for longer than `idle_timeout` (run by the reaper,
+    /// so they go even when no request comes).
+    fn expire_idle(&self) {
+        let Some(reuse) = self.config.instance_reuse else {
+            return;
+        };
         let now = Instant::now();
-        let expired = idle
-            .iter()
-            .take_while(|i| now.duration_since(i.idle_since) >= reuse.idle_timeout)
-            .count();
-        let stale: Vec<Instance> = idle.drain(..expired).collect();
-        let taken = idle.pop();
-        drop(idle);
+        let stale: Vec<Instance> = match self.idle.lock() {
+            Ok(mut idle) => {
+                // Oldest first: the list is in order of return.
+                let expired = idle
+                    .iter()
+                    .take_while(|i| now.duration_since(i.idle_since) >= reuse.idle_timeout)
+                    .count();
+                idle.drain(..expired).collect()
+            }
+            Err(_) => return,
+        };
+        // Stores are dropped outside the lock.
         drop(stale);
-        taken
     }
 
     /// Keeps an instance that served a request cleanly, unless it is used up.
@@ -521,6 +535,7 @@ impl ProxyService {
                 config,
                 idle: std::sync::Mutex::new(Vec::new()),
                 reuse_unsafe: std::sync::atomic::AtomicBool::new(false),
+                reaper: crate::reaper::Once::new(),
             }),
         })
     }
@@ -611,6 +626,11 @@ impl ProxyService {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ErrorCodeError>,
     {
+        if let Some(reuse) = self.inner.config.instance_reuse {
+            self.inner
+                .reaper
+                .start(&self.inner, reuse.idle_timeout, ServiceInner::expire_idle);
+        }
         let mut instance = self.inner.take_idle().unwrap_or_else(|| Instance {
             store: self.new_store(&context.id),
             proxy: None,
