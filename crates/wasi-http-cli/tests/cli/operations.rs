@@ -458,3 +458,43 @@ async fn idle_reusable_instances_expire() {
         "expired after its idle timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_answers_5xx_as_usual_keeps_instance_reuse() {
+    let origin = test_support::Origin::echo(None).await;
+    let closed = test_support::free_addr();
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("client"),
+            "--instance-reuse",
+            "10",
+            "--allow-network",
+            "127.0.0.1/32",
+            "--metrics-addr",
+            &test_support::free_addr(),
+        ],
+    );
+    let fetch = |target: String| {
+        let addr = server.addr;
+        let uri = url(&server, "/");
+        async move {
+            send(addr, get(&uri, &[("x-url", &target)]), false)
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    };
+    // Its own 502s (a refused upstream), from the first request on, are not a sign
+    // of an instance broken by reuse...
+    assert_eq!(fetch(format!("http://{closed}/")).await, 502);
+    assert_eq!(fetch(format!("http://{closed}/")).await, 502);
+    assert_eq!(fetch(origin.url("/")).await, 200);
+    assert_eq!(
+        server.metric("wasi_http_instantiation_seconds_count").await,
+        Some(1.0),
+        "one instance served all three"
+    );
+    assert!(!server.stderr().contains("not safe to reuse"));
+}

@@ -441,11 +441,14 @@ struct Instance {
     proxy: Option<crate::bindings::Proxy>,
     served: u32,
     idle_since: Instant,
+    /// Whether this instance's latest response was not a server error; written by
+    /// the request future once the response is known.
+    last_ok: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ServiceInner {
-    /// A reused instance answered 5xx (or nothing) after its fresh first request
-    /// succeeded: stop reusing instances of this guest.
+    /// A reused instance answered 5xx (or nothing) right after a request it answered
+    /// below 500: stop reusing instances of this guest.
     fn reuse_failed(&self, request_id: &str) {
         if !self
             .reuse_unsafe
@@ -636,6 +639,7 @@ impl ProxyService {
             proxy: None,
             served: 0,
             idle_since: Instant::now(),
+            last_ok: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
         self.prepare(&mut instance.store, &context.id);
         let timeout = self.inner.config.request_timeout;
@@ -660,7 +664,11 @@ impl ProxyService {
             }
         };
         let inner = self.inner.clone();
-        let reused = instance.served > 0;
+        // Reused after a request it answered well: a server error now is the
+        // instance's reuse failing, not the guest's ordinary behaviour.
+        let reused_after_success =
+            instance.served > 0 && instance.last_ok.load(std::sync::atomic::Ordering::Relaxed);
+        let last_ok = instance.last_ok.clone();
         let out_rep = out.rep();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
         let RequestContext {
@@ -722,7 +730,9 @@ impl ProxyService {
         // the response; afterwards the response body carries it.
         let guard = GuestTask(Some(task.abort_handle()));
         let response = self.response(receiver, trap_rx, guard, timeout).await;
-        if reused && response.status().is_server_error() {
+        let server_error = response.status().is_server_error();
+        last_ok.store(!server_error, std::sync::atomic::Ordering::Relaxed);
+        if reused_after_success && server_error {
             self.inner.reuse_failed(&id_for_log);
         }
         response
