@@ -10,7 +10,7 @@ N1=${1:-20}
 N2=${2:-220}
 command -v valgrind >/dev/null || { echo "installing valgrind"; apt-get install -y -qq valgrind >/dev/null; }
 cargo build --release -q -p wasi-http-host --example per_request
-EXE=target/release/examples/per_request
+EXE="${CARGO_TARGET_DIR:-target}/release/examples/per_request"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 instructions() { # N [reuse]

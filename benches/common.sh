@@ -21,3 +21,6 @@ peak_rss() {
 has_wasmtime48() {
   command -v wasmtime >/dev/null && wasmtime --version | grep -q '^wasmtime 48\.'
 }
+
+# Where cargo puts release binaries (honours CARGO_TARGET_DIR).
+REL="${CARGO_TARGET_DIR:-target}/release"

@@ -17,7 +17,7 @@ ECHO=guests/wasm/echo.wasm
 source benches/common.sh
 command -v h2load >/dev/null || { echo "installing h2load"; apt-get install -y -qq nghttp2-client >/dev/null; }
 cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin
-BIN=target/release/wasi-http
+BIN=$REL/wasi-http
 PORT=18095
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
@@ -66,7 +66,7 @@ row() {
 }
 
 : > "$OUT/rows"
-row "native hyper hello" wrk -- target/release/hello-origin "127.0.0.1:$PORT"
+row "native hyper hello" wrk -- $REL/hello-origin "127.0.0.1:$PORT"
 if has_wasmtime48; then
   row "wasmtime hello fresh" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "$HELLO"
   row "wasmtime hello reuse" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" --max-instance-reuse-count "$REUSE" "$HELLO"
@@ -78,7 +78,7 @@ fi
 row "wasi-http hello fresh" wrk -- $BIN serve --addr "127.0.0.1:$PORT" "$HELLO"
 row "wasi-http hello reuse" wrk -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
 row "wasi-http echo 1KiB" wrk-post -- $BIN serve --addr "127.0.0.1:$PORT" "$ECHO"
-row "native hyper hello h2" h2 -- target/release/hello-origin "127.0.0.1:$PORT"
+row "native hyper hello h2" h2 -- $REL/hello-origin "127.0.0.1:$PORT"
 row "wasi-http hello fresh h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" "$HELLO"
 row "wasi-http hello reuse h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
 

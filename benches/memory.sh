@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source benches/common.sh
 cargo build --release -q -p wasi-http-cli
 PORT=18097
-target/release/wasi-http serve guests/wasm/echo.wasm --addr "127.0.0.1:$PORT" --no-access-log 2>/dev/null &
+$REL/wasi-http serve guests/wasm/echo.wasm --addr "127.0.0.1:$PORT" --no-access-log 2>/dev/null &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 wait_port "127.0.0.1:$PORT"

@@ -13,11 +13,11 @@ GUEST=guests/wasm/client.wasm
 # shellcheck source=benches/common.sh
 source benches/common.sh
 cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin
-BIN=target/release/wasi-http
+BIN=$REL/wasi-http
 
 ORIGIN_PORT=18090
 run() { # name port pid
-  target/release/hello-origin "127.0.0.1:$ORIGIN_PORT" >/dev/null &
+  $REL/hello-origin "127.0.0.1:$ORIGIN_PORT" >/dev/null &
   local origin=$!
   wait_port "127.0.0.1:$ORIGIN_PORT"
   local url="http://127.0.0.1:$2/" hdr="x-url: http://127.0.0.1:$ORIGIN_PORT/"

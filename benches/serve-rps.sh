@@ -11,7 +11,7 @@ GUEST=guests/wasm/hello.wasm
 # shellcheck source=benches/common.sh
 source benches/common.sh
 cargo build --release -q -p wasi-http-cli
-BIN=target/release/wasi-http
+BIN=$REL/wasi-http
 
 run_wrk() { # name url pid
   local out

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueHint};
-use wasi_http_host::{EngineConfig, ProxyService, Server, ServerConfig, ServiceConfig};
+use wasi_http_host::{
+    CacheOutcome, ComponentCache, ComponentCacheConfig, EngineConfig, ProxyService, Server,
+    ServerConfig, ServiceConfig,
+};
 use wasmtime::component::Component;
 
 /// The demo component served when no COMPONENT is given (the project's hello guest).
@@ -193,6 +196,10 @@ struct ServeArgs {
     /// Compile the component on every start; keep nothing on disk.
     #[arg(long)]
     no_cache: bool,
+    /// Most disk the cache directory may use; the least recently used compiled
+    /// components are deleted beyond it.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_size)]
+    cache_max_size: u64,
     /// Disable the pooling instance allocator.
     #[arg(long)]
     no_pooling: bool,
@@ -445,13 +452,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         engine_config.max_instances = args.max_instances;
         engine_config.max_memory_bytes = args.max_memory;
         engine_config.fuel = args.fuel.is_some();
-        if !args.no_cache {
-            engine_config.cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
-        }
         let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
             .map_err(anyhow::Error::from)
             .context("creating the engine")?;
         tracing::debug!(pooling, "engine ready");
+        let cache = open_cache(&args);
 
         let component = match &args.component {
             Some(path) => {
@@ -459,13 +464,30 @@ fn serve(args: ServeArgs) -> Result<()> {
                 // afterwards): say what is happening.
                 eprintln!("Loading {}...", path.display());
                 let started = std::time::Instant::now();
-                let component = load_component(&engine, path)?;
-                eprintln!("Component ready in {:.0?}", started.elapsed());
+                let ticker = Ticker::start(
+                    started,
+                    if cache.is_some() {
+                        "; later starts load it from the cache"
+                    } else {
+                        ""
+                    },
+                );
+                let loaded = load_component(&engine, cache.as_ref(), path);
+                drop(ticker);
+                let (component, outcome) = loaded?;
+                let how = match outcome {
+                    Some(CacheOutcome::Hit) => " (from the cache)",
+                    Some(CacheOutcome::Compiled) => " (compiled and cached)",
+                    _ => " (compiled)",
+                };
+                eprintln!("Component ready in {:.0?}{how}", started.elapsed());
                 component
             }
-            None => Component::new(&engine, DEMO_COMPONENT)
-                .map_err(anyhow::Error::from)
-                .context("compiling the embedded demo component")?,
+            None => {
+                compile(&engine, cache.as_ref(), DEMO_COMPONENT)
+                    .context("compiling the embedded demo component")?
+                    .0
+            }
         };
         let client = wasi_http_host::Client::new(client_config(&args)?);
         let mut config = ServiceConfig::default();
@@ -587,7 +609,74 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("wasi-http"))
 }
 
-fn load_component(engine: &wasmtime::Engine, path: &PathBuf) -> Result<Component> {
+/// While a component compiles (seconds for a large one, on a first start), says
+/// every few seconds that it still is. Stops when dropped.
+struct Ticker(Option<std::sync::mpsc::Sender<()>>);
+
+impl Ticker {
+    const EVERY: Duration = Duration::from_secs(3);
+
+    fn start(started: std::time::Instant, hint: &'static str) -> Ticker {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("compile-progress".into())
+            .spawn(move || {
+                // Ends when the sender is dropped (Disconnected).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Ticker::EVERY)
+                {
+                    eprintln!("  compiling ({:.0?}{hint})...", started.elapsed());
+                }
+            });
+        // Without the thread there is no progress line, nothing worse.
+        Ticker(spawned.ok().map(|_| tx))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// The compiled-component cache, unless turned off; one that cannot be used is a
+/// warning (the server still starts, compiling every time).
+fn open_cache(args: &ServeArgs) -> Option<ComponentCache> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args.cache_dir.clone().or_else(default_cache_dir)?;
+    let mut config = ComponentCacheConfig::default();
+    config.max_bytes = args.cache_max_size;
+    match ComponentCache::open(dir, config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!("not caching compiled components: {e}");
+            None
+        }
+    }
+}
+
+/// The component, and how the cache served it (`None`: no cache).
+fn compile(
+    engine: &wasmtime::Engine,
+    cache: Option<&ComponentCache>,
+    bytes: &[u8],
+) -> Result<(Component, Option<CacheOutcome>)> {
+    let loaded = match cache {
+        Some(cache) => cache
+            .load(engine, bytes)
+            .map(|(component, outcome)| (component, Some(outcome))),
+        None => Component::new(engine, bytes).map(|component| (component, None)),
+    };
+    loaded.map_err(anyhow::Error::from)
+}
+
+fn load_component(
+    engine: &wasmtime::Engine,
+    cache: Option<&ComponentCache>,
+    path: &PathBuf,
+) -> Result<(Component, Option<CacheOutcome>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if wasmparser_is_core_module(&bytes) {
         bail!(
@@ -596,8 +685,7 @@ fn load_component(engine: &wasmtime::Engine, path: &PathBuf) -> Result<Component
             path.display()
         );
     }
-    Component::new(engine, &bytes)
-        .map_err(anyhow::Error::from)
+    compile(engine, cache, &bytes)
         .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
 }
 

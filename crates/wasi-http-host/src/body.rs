@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::error_code::{ErrorCode, ErrorCodeError};
@@ -289,9 +289,15 @@ enum Msg {
     Error(ErrorCode),
 }
 
+/// Most writes an outgoing body holds at once (besides the byte budget), so that
+/// tiny writes cannot pile up per-message overhead.
+const MAX_QUEUED_WRITES: usize = 64;
+
 /// The receiving half of an outgoing body: what hyper sends.
 pub(crate) struct ChannelBody {
     rx: mpsc::Receiver<Msg>,
+    /// Bytes the writer may still queue; handed back as hyper takes each frame.
+    budget: Arc<Semaphore>,
     remaining: Option<u64>,
     done: bool,
 }
@@ -310,6 +316,7 @@ impl Body for ChannelBody {
         match self.rx.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Msg::Data(data))) => {
+                self.budget.add_permits(data.len());
                 if let Some(rem) = self.remaining.as_mut() {
                     *rem = rem.saturating_sub(data.len() as u64);
                 }
@@ -349,6 +356,10 @@ impl Body for ChannelBody {
 /// The sending half of an outgoing body: what the guest writes into.
 pub(crate) struct BodyWriter {
     tx: mpsc::Sender<Msg>,
+    /// Bytes that may still be queued (`body_write_chunk * body_buffer_chunks` in
+    /// all): the budget counts bytes, not writes, so a guest writing small chunks
+    /// keeps as much in flight as one writing large ones.
+    budget: Arc<Semaphore>,
     written: u64,
     expected: Option<u64>,
     chunk: usize,
@@ -365,12 +376,18 @@ pub(crate) fn channel(
     expected: Option<u64>,
     direction: Direction,
 ) -> (BodyWriter, ChannelBody) {
-    // One slot more than the data budget, kept free for the final message so that
-    // `finish` never has to wait.
-    let (tx, rx) = mpsc::channel(limits.body_buffer_chunks + 1);
+    // One slot more than the writes allowed, kept free for the final message so
+    // that `finish` never has to wait.
+    let (tx, rx) = mpsc::channel(MAX_QUEUED_WRITES + 1);
+    let bytes = limits
+        .body_write_chunk
+        .saturating_mul(limits.body_buffer_chunks)
+        .min(Semaphore::MAX_PERMITS);
+    let budget = Arc::new(Semaphore::new(bytes));
     (
         BodyWriter {
             tx,
+            budget: budget.clone(),
             written: 0,
             expected,
             chunk: limits.body_write_chunk,
@@ -381,6 +398,7 @@ pub(crate) fn channel(
         },
         ChannelBody {
             rx,
+            budget,
             remaining: expected,
             done: false,
         },
@@ -406,7 +424,7 @@ impl BodyWriter {
         if self.failed || self.finished || self.tx.is_closed() {
             return Err(StreamError::Closed);
         }
-        if bytes.len() > self.chunk {
+        if bytes.len() > self.permitted() {
             return Err(StreamError::trap(
                 "write of more bytes than check-write permitted",
             ));
@@ -420,10 +438,10 @@ impl BodyWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        if self.tx.capacity() < 2 {
-            return Err(StreamError::trap(
-                "write of more bytes than check-write permitted",
-            ));
+        // `permitted` checked both the byte budget and a free message slot.
+        if let Ok(permit) = self.budget.try_acquire_many(bytes.len() as u32) {
+            // Given back by the receiver when it takes the frame.
+            permit.forget();
         }
         match self.tx.try_send(Msg::Data(bytes)) {
             Ok(()) => {
@@ -438,19 +456,28 @@ impl BodyWriter {
         if self.failed || self.finished || self.tx.is_closed() {
             return Err(StreamError::Closed);
         }
-        Ok(if self.tx.capacity() >= 2 {
-            self.chunk
+        Ok(self.permitted())
+    }
+
+    /// What `check-write` allows now: up to one chunk, within the byte budget, if a
+    /// message slot is free besides the one reserved for the end.
+    fn permitted(&self) -> usize {
+        if self.tx.capacity() >= 2 {
+            self.chunk.min(self.budget.available_permits())
         } else {
             0
-        })
+        }
     }
 
     async fn ready(&mut self) {
         if self.failed || self.finished {
             return;
         }
-        // Room for one data message plus the reserved final slot.
+        // Room for one data message plus the reserved final slot...
         let _ = self.tx.reserve_many(2).await;
+        // ...and for at least one byte. The permit goes straight back: only this
+        // writer takes budget, so it stays available.
+        let _ = self.budget.acquire().await;
     }
 
     /// Ends the body with optional trailers, checking the declared length.

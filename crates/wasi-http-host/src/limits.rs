@@ -16,9 +16,9 @@ pub struct Limits {
     /// Most bytes one `output-stream.write` on a body may carry, reported by
     /// `check-write`. Default: 256 KiB.
     pub body_write_chunk: usize,
-    /// How many written chunks an outgoing body may buffer before `check-write`
-    /// returns 0 (backpressure). Host memory per body is at most
-    /// `body_write_chunk * body_buffer_chunks`. Default: 2.
+    /// How much an outgoing body may buffer, in chunks of `body_write_chunk` bytes:
+    /// once `body_write_chunk * body_buffer_chunks` bytes wait to be sent, however
+    /// the guest split its writes, `check-write` returns 0 (backpressure). Default: 2.
     pub body_buffer_chunks: usize,
     /// Most bytes one `input-stream.read` on a body returns. Default: 256 KiB.
     pub body_read_chunk: usize,

@@ -1,13 +1,16 @@
 //! A native hyper origin for load benchmarks: answers `hello\n` on every path
-//! (HTTP/1.1 and HTTP/2 cleartext), and the number of connections it accepted on
-//! `/__connections`. Usage: hello-origin ADDR (e.g. 127.0.0.1:0); prints its address.
+//! (HTTP/1.1 and HTTP/2 cleartext), the number of connections it accepted on
+//! `/__connections`, and streams the request body back on `/__echo` (the native
+//! baseline of the echo guest). Usage: hello-origin ADDR (e.g. 127.0.0.1:0); prints
+//! its address.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 #[tokio::main]
@@ -24,18 +27,23 @@ async fn main() -> std::io::Result<()> {
         accepted.fetch_add(1, Ordering::Relaxed);
         let accepted = accepted.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(
-                move |req: http::Request<hyper::body::Incoming>| {
-                    let body = if req.uri().path() == "/__connections" {
-                        format!("{}\n", accepted.load(Ordering::Relaxed))
-                    } else {
-                        "hello\n".to_owned()
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let body = match req.uri().path() {
+                        "/__echo" => req.into_body().boxed(),
+                        "/__connections" => full(format!("{}\n", accepted.load(Ordering::Relaxed))),
+                        _ => full("hello\n".to_owned()),
                     };
-                    async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
-                },
-            );
+                    async move { Ok::<_, Infallible>(http::Response::new(body)) }
+                });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
+}
+
+fn full(text: String) -> BoxBody<Bytes, hyper::Error> {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed()
 }

@@ -328,19 +328,25 @@ async fn compiled_components_are_cached_on_disk() {
     drop(server);
     assert_eq!(files(&dir), 0, "--no-cache writes nothing");
     let server = ServeProcess::spawn(BIN, &[&guest("echo"), "--cache-dir", &dir_arg]);
+    assert!(server.wait_for_log("(compiled and cached)"));
     let r = server.get("/").await;
     assert_eq!(r.status, 200);
     drop(server);
-    // wasmtime writes the entry from a background thread; give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while files(&dir) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        files(&dir) > 0,
+    // Stored before serving starts, so it is there now.
+    assert_eq!(
+        files(&dir),
+        1,
         "the compiled component is in {}",
         dir.display()
     );
+    // The restart maps it, and serves from it.
+    let server = ServeProcess::spawn(BIN, &[&guest("echo"), "--cache-dir", &dir_arg]);
+    assert!(
+        server.wait_for_log("(from the cache)"),
+        "a restart is a hit"
+    );
+    assert_eq!(server.get("/").await.status, 200);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

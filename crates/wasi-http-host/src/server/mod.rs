@@ -300,10 +300,6 @@ pub struct EngineConfig {
     /// Count wasm instructions ("fuel") so [`ServiceConfig::fuel`] can cap each
     /// request's guest. Costs some speed. Default: off.
     pub fuel: bool,
-    /// Keep compiled components in this directory (wasmtime's cache, keyed by the
-    /// component and the engine's settings), so a restart skips compilation.
-    /// Default: none.
-    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -314,7 +310,6 @@ impl Default for EngineConfig {
             max_memory_bytes: 4 << 30,
             keep_resident_bytes: 4 << 20,
             fuel: false,
-            cache_dir: None,
         }
     }
 }
@@ -330,11 +325,6 @@ pub fn new_engine(config: &EngineConfig) -> wasmtime::Result<(Engine, bool)> {
     let mut base = wasmtime::Config::new();
     base.epoch_interruption(true);
     base.consume_fuel(config.fuel);
-    if let Some(dir) = &config.cache_dir {
-        let mut cache = wasmtime::CacheConfig::new();
-        cache.with_directory(dir);
-        base.cache(Some(wasmtime::Cache::new(cache)?));
-    }
     let engine = if config.pooling {
         let mut pooled = base.clone();
         let mut pool = wasmtime::PoolingAllocationConfig::default();
