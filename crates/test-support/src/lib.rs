@@ -631,8 +631,9 @@ impl ServeProcess {
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
-    /// Waits up to 5 s for a stderr line containing `needle` (logs are written by a
-    /// background thread, a moment after the event); returns whether one came.
+    /// Waits up to 5 s for a stderr line containing `needle` (server workers write
+    /// their log lines in batches, up to 100 ms after the event); returns whether
+    /// one came.
     pub fn wait_for_log(&self, needle: &str) -> bool {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {

@@ -674,3 +674,47 @@ pub(crate) fn finish_outgoing(
         .finish(trailers.map(crate::fields::HostFields::into_map))
         .map_err(Into::into)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffer budget counts bytes: small writes fill it as far as large ones,
+    /// and hyper taking a frame gives its bytes back.
+    #[tokio::test]
+    async fn outgoing_budget_counts_bytes_not_writes() {
+        let limits = Limits::default();
+        let budget = limits.body_write_chunk * limits.body_buffer_chunks;
+        let (mut writer, mut body) = channel(&limits, None, Direction::Response);
+        let small = Bytes::from(vec![7u8; 64 * 1024]);
+        let mut queued = 0;
+        while writer.check_write().expect("open") > 0 {
+            let n = writer.check_write().expect("open").min(small.len());
+            writer.write(small.slice(..n)).expect("write within permit");
+            queued += n;
+        }
+        assert_eq!(queued, budget, "64 KiB writes fill the whole byte budget");
+        assert!(
+            writer.write(Bytes::from_static(b"x")).is_err(),
+            "over the permit"
+        );
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let data = frame
+            .expect("a frame")
+            .expect("data")
+            .into_data()
+            .expect("data");
+        assert_eq!(data.len(), small.len());
+        assert_eq!(writer.check_write().expect("open"), small.len());
+        writer.ready().await;
+
+        // Tiny writes are bounded by the message count instead.
+        let (mut writer, _body) = channel(&limits, None, Direction::Response);
+        let mut writes = 0;
+        while writer.check_write().expect("open") > 0 {
+            writer.write(Bytes::from_static(b"x")).expect("write");
+            writes += 1;
+        }
+        assert_eq!(writes, MAX_QUEUED_WRITES);
+    }
+}

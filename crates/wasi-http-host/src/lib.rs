@@ -108,8 +108,8 @@ pub use metrics::{serve_metrics, Metrics};
 pub use request::{HostIncomingRequest, HostOutgoingRequest, HostRequestOptions};
 pub use response::{HostIncomingResponse, HostOutgoingResponse, HostResponseOutparam};
 pub use server::{
-    new_engine, EngineConfig, GuestOutput, GuestResponseError, IncomingRequestError, InstanceReuse,
-    ProxyService, ProxyState, ResponseReceiver, Server, ServerConfig, ServerError, ServiceConfig,
-    ServiceError, EPOCH_TICK,
+    new_engine, BatchedLog, BatchedLogWriter, EngineConfig, GuestOutput, GuestResponseError,
+    IncomingRequestError, InstanceReuse, ProxyService, ProxyState, ResponseReceiver, Server,
+    ServerConfig, ServerError, ServiceConfig, ServiceError, EPOCH_TICK,
 };
 pub use trailers::HostFutureTrailers;

@@ -24,9 +24,11 @@ use crate::request::HostIncomingRequest;
 use crate::response::{GuestResponse, HostResponseOutparam};
 use crate::{Limits, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+mod batched_log;
 mod guest_output;
 mod serve;
 
+pub use self::batched_log::{BatchedLog, BatchedLogWriter};
 pub use self::guest_output::GuestOutput;
 use self::guest_output::{Budget, LogSink};
 pub use self::serve::{Server, ServerConfig, ServerError};

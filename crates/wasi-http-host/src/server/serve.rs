@@ -181,17 +181,30 @@ impl Server {
             std::thread::Builder::new()
                 .name(format!("wasi-http-worker-{i}"))
                 .spawn(move || {
+                    super::batched_log::start_batching();
                     let result = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        // Log lines of this worker go out in one write when it goes idle...
+                        .on_thread_park(super::batched_log::flush_thread)
                         .build()
                         .and_then(|rt| {
                             rt.block_on(async move {
+                                // ...or at least this often when it never does.
+                                tokio::spawn(async {
+                                    let mut tick =
+                                        tokio::time::interval(super::batched_log::MAX_DELAY);
+                                    loop {
+                                        tick.tick().await;
+                                        super::batched_log::flush_thread();
+                                    }
+                                });
                                 listener.set_nonblocking(true)?;
                                 let listener = TcpListener::from_std(listener)?;
                                 serve_listener(shared, listener, stop).await;
                                 Ok(())
                             })
                         });
+                    super::batched_log::stop_batching();
                     let _ = tx.send(result);
                 })
                 .map_err(ServerError::Worker)?;
