@@ -302,6 +302,13 @@ pub(crate) struct ChannelBody {
     done: bool,
 }
 
+impl Drop for ChannelBody {
+    fn drop(&mut self) {
+        // Nobody will hand bytes back: wake a writer waiting for budget.
+        self.budget.close();
+    }
+}
+
 impl Body for ChannelBody {
     type Data = Bytes;
     type Error = ErrorCodeError;
@@ -382,7 +389,9 @@ pub(crate) fn channel(
     let bytes = limits
         .body_write_chunk
         .saturating_mul(limits.body_buffer_chunks)
-        .min(Semaphore::MAX_PERMITS);
+        .min(Semaphore::MAX_PERMITS)
+        // So that any permitted write's length fits `try_acquire_many`'s u32.
+        .min(u32::MAX as usize);
     let budget = Arc::new(Semaphore::new(bytes));
     (
         BodyWriter {
@@ -438,10 +447,18 @@ impl BodyWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        // `permitted` checked both the byte budget and a free message slot.
-        if let Ok(permit) = self.budget.try_acquire_many(bytes.len() as u32) {
+        // `permitted` checked both the byte budget (below u32::MAX) and a free
+        // message slot.
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        match self.budget.try_acquire_many(len) {
             // Given back by the receiver when it takes the frame.
-            permit.forget();
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(StreamError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(StreamError::trap(
+                    "write of more bytes than check-write permitted",
+                ))
+            }
         }
         match self.tx.try_send(Msg::Data(bytes)) {
             Ok(()) => {
@@ -476,7 +493,8 @@ impl BodyWriter {
         // Room for one data message plus the reserved final slot...
         let _ = self.tx.reserve_many(2).await;
         // ...and for at least one byte. The permit goes straight back: only this
-        // writer takes budget, so it stays available.
+        // writer takes budget, so it stays available. If the body was dropped the
+        // budget is closed and this returns at once (check-write then says closed).
         let _ = self.budget.acquire().await;
     }
 
@@ -716,5 +734,29 @@ mod tests {
             writes += 1;
         }
         assert_eq!(writes, MAX_QUEUED_WRITES);
+    }
+
+    /// A writer waiting for budget wakes when hyper drops the body (the peer went
+    /// away), instead of waiting for ever.
+    #[tokio::test]
+    async fn a_dropped_body_wakes_a_writer_waiting_for_budget() {
+        let limits = Limits::default();
+        let (mut writer, body) = channel(&limits, None, Direction::Request);
+        let chunk = Bytes::from(vec![1u8; limits.body_write_chunk]);
+        while writer.check_write().expect("open") > 0 {
+            writer.write(chunk.clone()).expect("write");
+        }
+        let waiting = tokio::spawn(async move {
+            writer.ready().await;
+            writer.check_write().is_err()
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "waits while the body is full");
+        drop(body);
+        let closed = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the writer wakes")
+            .expect("task");
+        assert!(closed, "check-write reports the stream closed");
     }
 }

@@ -3,7 +3,7 @@
 //! and reads the response body, counting it; TRIPS times on one connection. Prints
 //! one line per trip: bytes back, seconds, bytes/s. It exists so that the load tool
 //! takes less of the shared cores than curl does.
-//! Usage: stream-client URL BYTES [TRIPS]
+//! Usage: `stream-client URL BYTES [TRIPS]`
 
 use std::time::Instant;
 
