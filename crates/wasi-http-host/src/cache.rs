@@ -149,13 +149,12 @@ impl ComponentCache {
         let dir_trust = fs::metadata(&self.dir)
             .map_err(|e| e.to_string())
             .and_then(|meta| trusted(&meta).map_err(str::to_owned));
+        let unstored = |compiled: &[u8]| {
+            from_own_bytes(engine, compiled).map(|c| (c, CacheOutcome::CompiledNotStored))
+        };
         if let Err(reason) = dir_trust {
             tracing::warn!(dir = %self.dir.display(), "not using the cache directory: {reason}");
-            let compiled = engine.precompile_component(wasm)?;
-            return Ok((
-                from_own_bytes(engine, &compiled)?,
-                CacheOutcome::CompiledNotStored,
-            ));
+            return unstored(&engine.precompile_component(wasm)?);
         }
         let path = self.dir.join(format!("{}.{SUFFIX}", key(engine, wasm)));
         match self.load_entry(engine, &path) {
@@ -185,10 +184,7 @@ impl ComponentCache {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot store the compiled component");
             }
         }
-        Ok((
-            from_own_bytes(engine, &compiled)?,
-            CacheOutcome::CompiledNotStored,
-        ))
+        unstored(&compiled)
     }
 
     /// `Ok(None)`: no entry. `Err`: an entry that must not or cannot be loaded.
