@@ -647,6 +647,24 @@ impl ServeProcess {
         }
     }
 
+    /// Waits up to 5 s until `n` stderr lines contain `needle` (lines from different
+    /// workers may come out of order); returns those lines.
+    pub fn wait_for_log_lines(&self, needle: &str, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<String> = self
+                .stderr()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= n || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Polls `/metrics` until `series` satisfies `done` or `within` passes; returns
     /// the last value seen.
     pub async fn wait_for_metric(

@@ -580,6 +580,7 @@ async fn respond(
     config.metrics.answered(status, started.elapsed());
     response.map(|body| {
         crate::body::boxed(Logged {
+            declared: body.size_hint().exact(),
             body,
             bytes: 0,
             line: config.access_log.then_some(line),
@@ -782,6 +783,8 @@ struct AccessLine {
 /// The response body, counted; the access line is written when it ends or drops.
 struct Logged {
     body: HostBody,
+    /// The body's declared length (`content-length`), if any.
+    declared: Option<u64>,
     bytes: u64,
     line: Option<AccessLine>,
     status: http::StatusCode,
@@ -840,9 +843,16 @@ impl Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        // hyper stops polling a body that says it has ended (e.g. once its
-        // content-length is written), so an ended body dropped unpolled is complete.
-        if self.body.is_end_stream() {
+        // hyper stops polling a body once its content-length is written (or it
+        // says it has ended), so a body dropped then was delivered whole; it never
+        // polls the body of a response that has none (HEAD, 204, 304).
+        let bodiless = self.status == http::StatusCode::NO_CONTENT
+            || self.status == http::StatusCode::NOT_MODIFIED
+            || self
+                .line
+                .as_ref()
+                .is_some_and(|line| line.method == http::Method::HEAD);
+        if bodiless || self.body.is_end_stream() || self.declared == Some(self.bytes) {
             self.log("complete");
         } else {
             self.log("client gone before the end");
