@@ -33,11 +33,14 @@ print(f"{'1000 open connections, no request yet':<40} {rss():>12}")
 for s in silent:
     s.close()
 time.sleep(0.5)
-idle = []
-for _ in range(1000):
-    s = connect()
-    s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-    idle.append(s)
+def open_with(n, request):
+    conns = []
+    for _ in range(n):
+        s = connect()
+        s.sendall(request)
+        conns.append(s)
+    return conns
+idle = open_with(1000, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
 for s in idle:
     s.settimeout(5)
     data = b""
@@ -48,11 +51,7 @@ print(f"{'1000 idle keep-alive connections (1)':<40} {rss():>12}")
 for s in idle:
     s.close()
 time.sleep(0.5)
-busy = []
-for _ in range(256):
-    s = connect()
-    s.sendall(b"POST / HTTP/1.1\r\nhost: x\r\nx-echo-read-first: 1\r\ncontent-length: 2\r\n\r\n1")
-    busy.append(s)
+busy = open_with(256, b"POST / HTTP/1.1\r\nhost: x\r\nx-echo-read-first: 1\r\ncontent-length: 2\r\n\r\n1")
 time.sleep(1.0)
 print(f"{'256 requests in flight':<40} {rss():>12}")
 for s in busy:

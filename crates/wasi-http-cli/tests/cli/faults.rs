@@ -240,22 +240,16 @@ async fn queue_overflow_is_503_with_retry_after() {
     wait_for("wasi_http_requests_in_flight").await;
     let queued = busy(&server);
     wait_for("wasi_http_requests_queued").await;
-    let started = Instant::now();
-    let r = server.get("/busy-loop").await;
+    let (r, took) = timed_get(&server, "/busy-loop").await;
     eprintln!(
-        "observed: queue full -> {} retry-after {:?} after {:?}",
+        "observed: queue full -> {} retry-after {:?} after {took:?}",
         r.status,
         r.header("retry-after"),
-        started.elapsed()
     );
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), "1");
     // At once, not after the 10 s queue timeout (slack for a loaded test machine).
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(running.await.unwrap().unwrap().status, 504);
     assert_eq!(queued.await.unwrap().unwrap().status, 504);
     let r = server.get("/invalid-header").await;
@@ -265,9 +259,7 @@ async fn queue_overflow_is_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_guest_is_504_within_its_deadline() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--request-timeout", "500ms"]);
-    let started = Instant::now();
-    let r = server.get("/busy-loop").await;
-    let took = started.elapsed();
+    let (r, took) = timed_get(&server, "/busy-loop").await;
     eprintln!(
         "observed: busy loop -> {} after {took:?} (deadline 500 ms)",
         r.status
@@ -461,9 +453,7 @@ async fn queue_timeout_is_503() {
             Duration::from_secs(5),
         )
         .await;
-    let started = Instant::now();
-    let r = server.get("/invalid-header").await;
-    let waited = started.elapsed();
+    let (r, waited) = timed_get(&server, "/invalid-header").await;
     eprintln!(
         "observed: queued request answered {} after {waited:?}",
         r.status
@@ -480,13 +470,8 @@ async fn queue_timeout_is_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuel_stops_a_spinning_guest() {
     let server = ServeProcess::spawn(BIN, &[&guest("fault"), "--fuel", "50000000"]);
-    let started = Instant::now();
-    let r = server.get("/busy-loop").await;
-    eprintln!(
-        "observed: out of fuel -> {} after {:?}",
-        r.status,
-        started.elapsed()
-    );
+    let (r, took) = timed_get(&server, "/busy-loop").await;
+    eprintln!("observed: out of fuel -> {} after {took:?}", r.status);
     assert_eq!(r.status, 500);
     assert!(server.wait_for_log("trapped"), "{}", server.stderr());
     still_serves_fault(&server).await;
@@ -519,4 +504,11 @@ async fn shutdown_timeout_bounds_the_drain() {
 async fn still_serves_fault(server: &ServeProcess) {
     let r = server.get("/invalid-header").await;
     assert_eq!(r.status, 200, "the server must keep serving");
+}
+
+/// GET `path`, and how long the response took.
+async fn timed_get(server: &ServeProcess, path: &str) -> (test_support::Collected, Duration) {
+    let started = Instant::now();
+    let r = server.get(path).await;
+    (r, started.elapsed())
 }

@@ -223,23 +223,24 @@ impl Server {
 
 /// A listener without SO_REUSEPORT: binding it fails if anything listens on `addr`.
 fn probe_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
+    let socket = tcp_socket(addr)?;
     socket.bind(addr)?;
     socket.listen(1)
 }
 
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A TCP socket of `addr`'s family with SO_REUSEADDR.
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    Ok(socket)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = tcp_socket(addr)?;
     #[cfg(unix)]
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
