@@ -13,6 +13,9 @@ use wasi_http_host::{
 };
 use wasmtime::component::Component;
 
+mod logging;
+use logging::LogFormat;
+
 /// The demo component served when no COMPONENT is given (the project's hello guest).
 const DEMO_COMPONENT: &[u8] = include_bytes!("../../../guests/wasm/hello.wasm");
 
@@ -206,14 +209,6 @@ struct ServeArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
 enum Output {
     /// Log lines tagged with the request id (bounded per request).
     Log,
@@ -309,7 +304,7 @@ fn parse_memory(s: &str) -> Result<usize, String> {
 fn main() -> std::process::ExitCode {
     let result = parse_cli(std::env::args_os().collect()).and_then(|cli| match cli.command {
         Command::Serve(args) => {
-            init_logging(args.log_format);
+            logging::init(args.log_format);
             serve(args)
         }
     });
@@ -320,46 +315,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs go to stderr. Server workers write their lines in batches (one write when
-/// they go idle, or every 100 ms), so a request does not pay a write or a thread
-/// wake-up for its access line (that was a fifth of the serving cost). Lines are
-/// never dropped.
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let log = wasi_http_host::BatchedLog::new(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(move || log.writer());
-    match format {
-        LogFormat::Json => builder.json().init(),
-        // Colour only on a terminal.
-        LogFormat::Text if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
-            builder.with_ansi(true).init()
-        }
-        // Piped or collected logs: plain `name=value` fields, written without the
-        // styling layer (the access line cost 13.5k instructions with it).
-        LogFormat::Text => {
-            use tracing_subscriber::field::MakeExt;
-            builder
-                .with_ansi(false)
-                .fmt_fields(tracing_subscriber::fmt::format::debug_fn(plain_field).delimited(" "))
-                .init()
-        }
-    }
-}
-
-fn plain_field(
-    w: &mut tracing_subscriber::fmt::format::Writer<'_>,
-    field: &tracing::field::Field,
-    value: &dyn std::fmt::Debug,
-) -> std::fmt::Result {
-    match field.name() {
-        "message" => write!(w, "{value:?}"),
-        name => write!(w, "{name}={value:?}"),
     }
 }
 
