@@ -839,7 +839,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "waits while the body is full");
         let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
-            .await.expect("frame").expect("data");
+            .await
+            .expect("frame")
+            .expect("data");
         assert_eq!(first.into_data().expect("data").len(), chunk.len());
         let room = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
@@ -847,8 +849,7 @@ mod tests {
             .expect("task");
         assert_eq!(room, chunk.len());
         let mut frames = 1;
-        while let Some(frame) =
-            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
         {
             frame.expect("data, then the end");
             frames += 1;

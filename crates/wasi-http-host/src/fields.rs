@@ -1,5 +1,6 @@
 //! `wasi:http/types.fields`: validated, size-limited header and trailer maps.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::bindings::http::types::HeaderError;
@@ -72,9 +73,12 @@ impl HostFields {
         limits: &Limits,
         hooks: &dyn WasiHttpHooks,
     ) -> Result<Self, HeaderError> {
-        let mut fields = HostFields::new_mutable();
+        let mut fields = HostFields {
+            map: HeaderMap::with_capacity(entries.len()),
+            ..HostFields::new_mutable()
+        };
         for (name, value) in entries {
-            let (name, value) = validate(&name, &value, hooks)?;
+            let (name, value) = validate(&name, value, hooks)?;
             fields.push(name, value, limits)?;
         }
         Ok(fields)
@@ -140,8 +144,8 @@ impl HostFields {
         self.check_mutable()?;
         let name = validate_name(name, hooks)?;
         let values = values
-            .iter()
-            .map(|v| HeaderValue::from_bytes(v).map_err(|_| HeaderError::InvalidSyntax))
+            .into_iter()
+            .map(validate_value)
             .collect::<Result<Vec<_>, _>>()?;
         // Check the limits against the result before changing anything.
         let removed = self.bytes_of(&name);
@@ -175,7 +179,7 @@ impl HostFields {
     pub(crate) fn append(
         &mut self,
         name: &str,
-        value: &[u8],
+        value: Vec<u8>,
         limits: &Limits,
         hooks: &dyn WasiHttpHooks,
     ) -> Result<(), HeaderError> {
@@ -234,10 +238,14 @@ fn validate_name(name: &str, hooks: &dyn WasiHttpHooks) -> Result<HeaderName, He
 
 fn validate(
     name: &str,
-    value: &[u8],
+    value: Vec<u8>,
     hooks: &dyn WasiHttpHooks,
 ) -> Result<(HeaderName, HeaderValue), HeaderError> {
     let name = validate_name(name, hooks)?;
-    let value = HeaderValue::from_bytes(value).map_err(|_| HeaderError::InvalidSyntax)?;
-    Ok((name, value))
+    Ok((name, validate_value(value)?))
+}
+
+/// The value as the guest gave it: its bytes are kept, not copied.
+fn validate_value(value: Vec<u8>) -> Result<HeaderValue, HeaderError> {
+    HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| HeaderError::InvalidSyntax)
 }

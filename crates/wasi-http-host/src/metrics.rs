@@ -22,7 +22,9 @@ pub struct Metrics {
 
 struct Inner {
     registry: Registry,
-    pub(crate) requests: Family<Labels, Counter>,
+    /// `requests_total` by status class (1xx..5xx), looked up once rather than per
+    /// request; all five series are therefore exported from the start, at 0.
+    by_class: [Counter; 5],
     pub(crate) rejected: Family<Labels, Counter>,
     pub(crate) duration: Histogram,
     pub(crate) in_flight: Gauge,
@@ -109,10 +111,12 @@ impl Metrics {
         if let Some(client) = client {
             client.stats().register(&mut registry);
         }
+        let by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .map(|c| requests.get_or_create(&[("class", c)]).clone());
         Metrics {
             inner: Arc::new(Inner {
                 registry,
-                requests,
+                by_class,
                 rejected,
                 duration,
                 in_flight,
@@ -145,14 +149,9 @@ impl Metrics {
     }
 
     pub(crate) fn answered(&self, status: http::StatusCode, elapsed: std::time::Duration) {
-        let class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.inner.requests.get_or_create(&[("class", class)]).inc();
+        // A status code is 100..=999 (`http` checks); 6xx..9xx count as 5xx.
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.inner.by_class[class].inc();
         self.inner.duration.observe(elapsed.as_secs_f64());
     }
 

@@ -54,7 +54,7 @@ impl types::HostFields for WasiHttpCtxView<'_> {
         Ok(self
             .table
             .get_mut(&this)?
-            .append(&name, &value, limits, hooks))
+            .append(&name, value, limits, hooks))
     }
 
     fn entries(&mut self, this: Resource<HostFields>) -> Res<Vec<(String, Vec<u8>)>> {

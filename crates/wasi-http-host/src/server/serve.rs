@@ -570,10 +570,8 @@ async fn respond(
     let line = AccessLine {
         id: id.clone(),
         method: req.method().clone(),
-        path: req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        // Shares the request's bytes: no copy.
+        path: req.uri().path_and_query().cloned(),
         version: req.version(),
     };
     let response = admit_and_handle(shared, req, scheme, id).await;
@@ -777,7 +775,7 @@ impl Body for LimitedBody {
 struct AccessLine {
     id: Arc<str>,
     method: http::Method,
-    path: String,
+    path: Option<http::uri::PathAndQuery>,
     version: http::Version,
 }
 
@@ -831,7 +829,7 @@ impl Logged {
                 target: "wasi_http::access",
                 request_id = %line.id,
                 method = %line.method,
-                path = %line.path,
+                path = %line.path.as_ref().map_or("/", |p| p.as_str()),
                 version = ?line.version,
                 status = self.status.as_u16(),
                 bytes = self.bytes,
