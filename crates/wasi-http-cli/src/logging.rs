@@ -1,10 +1,13 @@
 //! Log setup: where lines go and how piped text lines are written.
 
 use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{FormatEvent, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::{FmtContext, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -38,9 +41,63 @@ pub fn init(format: LogFormat) {
         // line cost 13.5k instructions with those, 9k without styling).
         LogFormat::Text => builder
             .with_ansi(false)
-            .with_timer(Rfc3339Micros)
+            .event_format(PlainLine(Rfc3339Micros))
             .fmt_fields(PlainFields)
             .init(),
+    }
+}
+
+/// The default (`Full`) line without colour: `time level spans: target: fields`,
+/// written with plain string writes instead of padded and styled `format!`s.
+struct PlainLine<T>(T);
+
+impl<S, N, T> FormatEvent<S, N> for PlainLine<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        // Records from the `log` crate carry their real level and target here.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if self.0.format_time(&mut w).is_err() {
+            w.write_str("<unknown time>")?;
+        }
+        w.write_str(match *meta.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                w.write_str(span.metadata().name())?;
+                seen = true;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        w.write_char('{')?;
+                        w.write_str(fields)?;
+                        w.write_char('}')?;
+                    }
+                }
+                w.write_char(':')?;
+            }
+            if seen {
+                w.write_char(' ')?;
+            }
+        }
+        w.write_str(meta.target())?;
+        w.write_str(": ")?;
+        ctx.format_fields(w.by_ref(), event)?;
+        w.write_char('\n')
     }
 }
 
@@ -118,6 +175,18 @@ impl Visit for PlainVisitor<'_> {
         self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // Where both write plain decimals (Debug switches to exponents outside
+        // this range), ryu writes the same shortest digits, several times faster.
+        if (1e-4..1e15).contains(&value.abs()) {
+            self.field(field, |w| {
+                w.write_str(ryu::Buffer::new().format_finite(value))
+            });
+        } else {
+            self.field(field, |w| write!(w, "{value:?}"));
+        }
+    }
+
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
@@ -127,78 +196,148 @@ impl Visit for PlainVisitor<'_> {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use tracing_subscriber::field::MakeExt;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct FixedTime;
+
+    impl FormatTime for FixedTime {
+        fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+            w.write_str("2026-11-24T11:39:35.491946Z")
+        }
+    }
+
+    #[derive(Debug)]
+    enum Version {
+        Http11,
+    }
+
+    fn emit() {
+        let id: Arc<str> = "c8908cc3-1".into();
+        tracing::info!(
+            target: "wasi_http::access",
+            request_id = %id,
+            method = %"GET",
+            version = ?Version::Http11,
+            status = 200u16,
+            bytes = 18u64,
+            delta = -3i64,
+            ok = true,
+            duration_ms = 0.365483f64,
+            tiny = 0.00001f64,
+            outcome = "client \"gone\"",
+        );
+        let outer = tracing::error_span!("outer", conn = 7u64, peer = %"127.0.0.1:5");
+        outer.in_scope(|| {
+            tracing::error_span!("inner")
+                .in_scope(|| tracing::warn!(error = %"bad\nthing", "guest said {}", 42));
+            tracing::error!(big = 1e300f64, "done");
+            tracing::debug!("filtered out");
+        });
+    }
+
+    /// What the default formatter (no colour) writes for `emit`, or ours.
+    fn render(ours: bool) -> String {
+        let sink = Sink::default();
+        let out = sink.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(Level::INFO)
+            .with_writer(move || sink.clone());
+        if ours {
+            let subscriber = builder
+                .event_format(PlainLine(FixedTime))
+                .fmt_fields(PlainFields)
+                .finish();
+            tracing::subscriber::with_default(subscriber, emit);
+        } else {
+            let subscriber = builder
+                .with_timer(FixedTime)
+                .fmt_fields(
+                    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+                        match field.name() {
+                            "message" => write!(w, "{value:?}"),
+                            name => write!(w, "{name}={value:?}"),
+                        }
+                    })
+                    .delimited(" "),
+                )
+                .finish();
+            tracing::subscriber::with_default(subscriber, emit);
+        }
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
 
     /// The lines the fast formatter writes are the ones the default would.
     #[test]
-    fn plain_fields_write_what_the_default_formatter_writes() {
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let emit = || {
-            let id: Arc<str> = "c8908cc3-1".into();
-            tracing::info!(
-                target: "wasi_http::access",
-                request_id = %id,
-                method = %http_method(),
-                version = ?Version::Http11,
-                status = 200u16,
-                bytes = 18u64,
-                delta = -3i64,
-                ok = true,
-                duration_ms = 0.365483f64,
-                outcome = "client \"gone\"",
-            );
-            tracing::warn!(error = %"bad\nthing", "guest said {}", 42);
-        };
-        #[derive(Debug)]
-        enum Version {
-            Http11,
-        }
-        fn http_method() -> &'static str {
-            "GET"
-        }
-        let render = |fast: bool| {
-            let sink = Sink::default();
-            let out = sink.clone();
-            let builder = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .without_time()
-                .with_writer(move || sink.clone());
-            if fast {
-                let subscriber = builder.fmt_fields(PlainFields).finish();
-                tracing::subscriber::with_default(subscriber, emit);
-            } else {
-                let subscriber = builder
-                    .fmt_fields(
-                        tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-                            match field.name() {
-                                "message" => write!(w, "{value:?}"),
-                                name => write!(w, "{name}={value:?}"),
-                            }
-                        })
-                        .delimited(" "),
-                    )
-                    .finish();
-                tracing::subscriber::with_default(subscriber, emit);
-            }
-            let bytes = out.0.lock().unwrap().clone();
-            String::from_utf8(bytes).unwrap()
-        };
-        use tracing_subscriber::field::MakeExt;
-        let fast = render(true);
-        assert_eq!(fast, render(false));
-        assert!(fast.contains(
-            "request_id=c8908cc3-1 method=GET version=Http11 status=200 bytes=18 delta=-3 \
-             ok=true duration_ms=0.365483 outcome=\"client \\\"gone\\\"\""
+    fn plain_lines_are_what_the_default_formatter_writes() {
+        let ours = render(true);
+        assert_eq!(ours, render(false));
+        assert!(ours.contains(
+            "2026-11-24T11:39:35.491946Z  INFO wasi_http::access: request_id=c8908cc3-1 \
+             method=GET version=Http11 status=200 bytes=18 delta=-3 ok=true \
+             duration_ms=0.365483 tiny=1e-5 outcome=\"client \\\"gone\\\"\"\n"
         ));
+        assert!(ours.contains(
+            "  WARN outer{conn=7 peer=127.0.0.1:5}:inner: wasi_http::logging::tests: \
+             guest said 42 error=bad\nthing\n"
+        ));
+        assert!(!ours.contains("filtered out"));
+    }
+
+    /// Durations are written as `Debug` writes them.
+    #[test]
+    fn floats_are_written_as_debug_writes_them() {
+        for value in [
+            0.365483,
+            1.0,
+            12.5,
+            0.0001,
+            0.000123,
+            123456.789,
+            1e14 + 0.5,
+            999.999,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            2e-5,
+            5e15,
+            -0.25,
+        ] {
+            let mut ours = String::new();
+            let field = tracing::field::FieldSet::new(
+                &["duration_ms"],
+                tracing::callsite::Identifier(&CALLSITE),
+            );
+            let mut visitor = PlainVisitor {
+                writer: Writer::new(&mut ours),
+                first: true,
+                result: Ok(()),
+            };
+            visitor.record_f64(&field.field("duration_ms").unwrap(), value);
+            assert_eq!(ours, format!("duration_ms={value:?}"));
+        }
+    }
+
+    struct NoCallsite;
+    static CALLSITE: NoCallsite = NoCallsite;
+    impl tracing::callsite::Callsite for NoCallsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unreachable!("not registered")
+        }
     }
 
     #[test]
