@@ -3,13 +3,18 @@
 # (`hello-origin`), `wasmtime serve` 48 (when installed) and `wasi-http serve`, on the
 # hello guest (fresh instance per request, and instance reuse) and the echo guest
 # (1 KiB POST bodies), with wrk over HTTP/1.1; then HTTP/2 rows with h2load.
-# Prints one table: rps, p50, p99, server peak RSS, ratio to the wasmtime row.
-# Usage: benches/compare.sh [SECONDS] [CONNS] [REUSE]
+# Prints one table: rps, p50, p99, server peak RSS, ratio to the wasmtime row. Then
+# alternates short runs of native hyper and wasi-http with instance reuse, PAIRS
+# times, and prints the median of the pairs' ratios: this machine's speed drifts by
+# tens of percent between rows a minute apart, which a single pair of rows shows as
+# a ratio anywhere between 0.34x and 0.52x.
+# Usage: benches/compare.sh [SECONDS] [CONNS] [REUSE] [PAIRS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
 REUSE=${3:-128}
+PAIRS=${4:-5}
 HELLO=guests/wasm/hello.wasm
 ECHO=guests/wasm/echo.wasm
 
@@ -62,7 +67,7 @@ row() {
   esac
   rss=$(peak_rss $pid)
   kill $pid; wait $pid 2>/dev/null || true
-  printf '%s|%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" "$rss" >> "$OUT/rows"
+  printf '%s|%s|%s|%s|%s\n' "$name" "$rps" "$p50" "$p99" "$rss" >> "${ROWS:-$OUT/rows}"
 }
 
 : > "$OUT/rows"
@@ -81,6 +86,14 @@ row "wasi-http echo 1KiB" wrk-post -- $BIN serve --addr "127.0.0.1:$PORT" "$ECHO
 row "native hyper hello h2" h2 -- $REL/hello-origin "127.0.0.1:$PORT"
 row "wasi-http hello fresh h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" "$HELLO"
 row "wasi-http hello reuse h2" h2 -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
+: > "$OUT/pairs"
+for _ in $(seq "$PAIRS"); do
+  ROWS=$OUT/pairs DURATION=5 row native wrk -- $REL/hello-origin "127.0.0.1:$PORT"
+  if has_wasmtime48; then
+    ROWS=$OUT/pairs DURATION=5 row wasmtime wrk -- wasmtime serve --addr "127.0.0.1:$PORT" --max-instance-reuse-count "$REUSE" "$HELLO"
+  fi
+  ROWS=$OUT/pairs DURATION=5 row reuse wrk -- $BIN serve --addr "127.0.0.1:$PORT" --instance-reuse "$REUSE" "$HELLO"
+done
 
 echo
 echo "wrk -t2 -c$CONNS -d${DURATION}s (h2load -c$CONNS -m10 -t2 -D$DURATION for h2), loopback, release builds"
@@ -99,5 +112,20 @@ awk -F'|' '
       printf "%-26s %9s %9s %9s %9s %12s\n", name[i], rps[i], p50[i], p99[i], rss[i], ratio
     }
     if (by["native hyper hello"] > 0 && by["wasi-http hello reuse"] > 0)
-      printf "wasi-http hello reuse / native hyper: %.2fx\n", by["wasi-http hello reuse"] / by["native hyper hello"]
+      printf "wasi-http hello reuse / native hyper: %.2fx (these two rows only)\n", by["wasi-http hello reuse"] / by["native hyper hello"]
   }' "$OUT/rows"
+# median_ratio BASE: the median over the rounds of (wasi-http reuse / BASE).
+median_ratio() {
+  awk -F'|' -v base="$1" '
+    $1 == base { b = $2 }
+    $1 == "reuse" && b > 0 { n++; ratio[n] = $2 / b; list = list sprintf(" %.2f", $2 / b) }
+    END {
+      if (n == 0) exit
+      # Insertion sort: n is small.
+      for (i = 2; i <= n; i++) { v = ratio[i]; j = i - 1; while (j > 0 && ratio[j] > v) { ratio[j + 1] = ratio[j]; j-- } ratio[j + 1] = v }
+      median = (n % 2) ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
+      printf "wasi-http hello reuse / %s, %d alternating 5 s rounds:%s; median %.2fx\n", base, n, list, median
+    }' "$OUT/pairs"
+}
+median_ratio native
+median_ratio wasmtime
