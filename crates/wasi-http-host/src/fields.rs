@@ -74,7 +74,10 @@ impl HostFields {
         hooks: &dyn WasiHttpHooks,
     ) -> Result<Self, HeaderError> {
         let mut fields = HostFields {
-            map: HeaderMap::with_capacity(entries.len()),
+            // Sized for what the limits admit: the guest chooses the list's length,
+            // and `HeaderMap::with_capacity` panics past 32,768.
+            map: HeaderMap::try_with_capacity(entries.len().min(limits.max_field_count))
+                .unwrap_or_default(),
             ..HostFields::new_mutable()
         };
         for (name, value) in entries {
@@ -158,7 +161,11 @@ impl HostFields {
         }
         self.map.remove(&name);
         for value in values {
-            self.map.append(name.clone(), value);
+            // Only a new name can meet `HeaderMap`'s maximum, and then at the first
+            // value, before anything changed.
+            self.map
+                .try_append(name.clone(), value)
+                .map_err(|_| HeaderError::Forbidden)?;
         }
         self.bytes = bytes;
         Ok(())
@@ -205,7 +212,10 @@ impl HostFields {
         if self.bytes + size > limits.max_field_bytes || self.map.len() >= limits.max_field_count {
             return Err(HeaderError::Forbidden);
         }
-        self.map.append(name, value);
+        // `HeaderMap` holds at most 32,768 names; limits set above that meet it here.
+        self.map
+            .try_append(name, value)
+            .map_err(|_| HeaderError::Forbidden)?;
         self.bytes += size;
         Ok(())
     }
@@ -248,4 +258,28 @@ fn validate(
 /// The value as the guest gave it: its bytes are kept, not copied.
 fn validate_value(value: Vec<u8>) -> Result<HeaderValue, HeaderError> {
     HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| HeaderError::InvalidSyntax)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest's list longer than a header map can hold is refused, not a panic.
+    #[test]
+    fn a_huge_field_list_is_an_error() {
+        let entries = vec![("x-a".to_owned(), b"1".to_vec()); 40_000];
+        let hooks = crate::ctx::DefaultHooks::default();
+        let result = HostFields::from_list(entries, &Limits::default(), &hooks);
+        assert!(matches!(result, Err(HeaderError::Forbidden)));
+        let generous = Limits {
+            max_field_count: usize::MAX,
+            max_field_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        let entries = (0..40_000)
+            .map(|i| (format!("x-{i}"), b"1".to_vec()))
+            .collect();
+        // Past the map's own maximum: an error, whatever the limits say.
+        assert!(HostFields::from_list(entries, &generous, &hooks).is_err());
+    }
 }
