@@ -107,12 +107,17 @@ struct Rfc3339Micros;
 
 impl FormatTime for Rfc3339Micros {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        write!(
-            w,
-            "{}",
-            humantime::format_rfc3339_micros(std::time::SystemTime::now())
-        )
+        write_rfc3339_micros(std::time::SystemTime::now(), w)
     }
+}
+
+/// humantime panics on a time before 1970 (a clock set wrong): that, like a year
+/// past 9999, is an error here, which the line shows as `<unknown time>`.
+fn write_rfc3339_micros(time: std::time::SystemTime, w: &mut Writer<'_>) -> std::fmt::Result {
+    if time < std::time::UNIX_EPOCH {
+        return Err(std::fmt::Error);
+    }
+    write!(w, "{}", humantime::format_rfc3339_micros(time))
 }
 
 /// Fields as `name=value`, separated by spaces, the message bare: strings quoted and
@@ -338,6 +343,20 @@ mod tests {
         fn metadata(&self) -> &tracing::Metadata<'_> {
             unreachable!("not registered")
         }
+    }
+
+    #[test]
+    fn a_clock_before_1970_or_after_9999_is_an_error_not_a_panic() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut text = String::new();
+        for time in [
+            UNIX_EPOCH - Duration::from_secs(1),
+            UNIX_EPOCH + Duration::from_secs(253_402_300_800),
+        ] {
+            assert!(write_rfc3339_micros(time, &mut Writer::new(&mut text)).is_err());
+        }
+        write_rfc3339_micros(UNIX_EPOCH, &mut Writer::new(&mut text)).unwrap();
+        assert_eq!(text, "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]
