@@ -25,7 +25,7 @@ pub enum LogFormat {
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let log = wasi_http_host::BatchedLog::new(std::io::stderr());
+    let log = wasi_http_server::BatchedLog::new(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || log.writer());

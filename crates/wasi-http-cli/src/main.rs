@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueHint};
-use wasi_http_host::{
-    CacheOutcome, ComponentCache, ComponentCacheConfig, EngineConfig, ProxyService, Server,
-    ServerConfig, ServiceConfig,
-};
+use wasi_http_cache::{CacheOutcome, ComponentCache, ComponentCacheConfig};
+use wasi_http_client as client;
+use wasi_http_host::{AnyService, ComponentKind, EngineConfig, ServiceConfig};
+use wasi_http_server::{Server, ServerConfig};
 use wasmtime::component::Component;
 
 /// jemalloc instead of the system allocator: a request makes about 48 allocations,
@@ -140,7 +140,7 @@ struct ServeArgs {
     /// `[http[s]://]host[:port]`, `*.domain`, `*`, or an IP network in CIDR form.
     /// Without it, any destination outside the blocked networks.
     #[arg(long = "allow-outbound", value_name = "RULE")]
-    allow_outbound: Vec<wasi_http_host::DestinationRule>,
+    allow_outbound: Vec<client::DestinationRule>,
     /// Allow outgoing requests to this network even though it is blocked
     /// (repeatable), e.g. `127.0.0.1/32` for a sidecar on loopback.
     #[arg(long = "allow-network", value_name = "CIDR")]
@@ -194,7 +194,7 @@ struct ServeArgs {
     /// Speak HTTP/2 with prior knowledge (h2c) to these plain-http destinations
     /// (repeatable, same syntax as --allow-outbound), e.g. a local gRPC backend.
     #[arg(long = "outbound-h2c", value_name = "RULE")]
-    outbound_h2c: Vec<wasi_http_host::DestinationRule>,
+    outbound_h2c: Vec<client::DestinationRule>,
     /// Most open outgoing connections per destination; more requests queue for one.
     #[arg(long, default_value_t = 256)]
     max_connections_per_host: usize,
@@ -237,12 +237,12 @@ enum Trust {
     None,
 }
 
-fn tls_options(args: &ServeArgs) -> Result<wasi_http_host::TlsOptions> {
-    let mut tls = wasi_http_host::TlsOptions::default();
+fn tls_options(args: &ServeArgs) -> Result<client::TlsOptions> {
+    let mut tls = client::TlsOptions::default();
     tls.roots = match args.outbound_trust {
-        Trust::Webpki => wasi_http_host::TrustRoots::Webpki,
-        Trust::Native => wasi_http_host::TrustRoots::Native,
-        Trust::None => wasi_http_host::TrustRoots::Empty,
+        Trust::Webpki => client::TrustRoots::Webpki,
+        Trust::Native => client::TrustRoots::Native,
+        Trust::None => client::TrustRoots::Empty,
     };
     for ca in &args.outbound_ca {
         tls.add_ca_pem_file(ca).context("--outbound-ca")?;
@@ -428,51 +428,67 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("starting the Tokio runtime")?;
     runtime.block_on(async move {
+        let (bytes, name) = match &args.component {
+            Some(path) => (
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (
+                DEMO_COMPONENT.to_vec(),
+                "the embedded demo component".to_owned(),
+            ),
+        };
+        let kind = wasi_http_host::detect(&bytes).with_context(|| name.clone())?;
+        if let ComponentKind::Command { export, .. } = &kind {
+            bail!(
+                "{name} is a command component (it exports {export}), not an HTTP service: \
+                 run it with `wasi-http run`"
+            );
+        }
         let mut engine_config = EngineConfig::default();
         engine_config.pooling = !args.no_pooling;
         engine_config.max_instances = args.max_instances;
         engine_config.max_memory_bytes = args.max_memory;
         engine_config.fuel = args.fuel.is_some();
+        kind.configure(&mut engine_config);
         let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
             .map_err(anyhow::Error::from)
             .context("creating the engine")?;
         tracing::debug!(pooling, "engine ready");
         let cache = open_cache(&args);
 
-        let component = match &args.component {
-            Some(path) => {
-                // Compiling a large component takes seconds the first time (cached
-                // afterwards): say what is happening.
-                eprintln!("Loading {}...", path.display());
-                let started = std::time::Instant::now();
-                let ticker = Ticker::start(
-                    started,
-                    if cache.is_some() {
-                        "; later starts load it from the cache"
-                    } else {
-                        ""
-                    },
-                );
-                let loaded = load_component(&engine, cache.as_ref(), path);
-                drop(ticker);
-                let (component, outcome) = loaded?;
-                let how = match outcome {
-                    Some(CacheOutcome::Hit) => " (from the cache)",
-                    Some(CacheOutcome::Compiled) => " (compiled and cached)",
-                    _ => " (compiled)",
-                };
-                eprintln!("Component ready in {:.0?}{how}", started.elapsed());
-                component
-            }
-            None => {
-                compile(&engine, cache.as_ref(), DEMO_COMPONENT)
-                    .context("compiling the embedded demo component")?
-                    .0
-            }
+        let component = if args.component.is_some() {
+            // Compiling a large component takes seconds the first time (cached
+            // afterwards): say what is happening.
+            eprintln!("Loading {name}: {}...", kind.describe());
+            let started = std::time::Instant::now();
+            let ticker = Ticker::start(
+                started,
+                if cache.is_some() {
+                    "; later starts load it from the cache"
+                } else {
+                    ""
+                },
+            );
+            let loaded = compile(&engine, cache.as_ref(), &bytes)
+                .with_context(|| format!("{name} is not a valid WebAssembly component"));
+            drop(ticker);
+            let (component, outcome) = loaded?;
+            let how = match outcome {
+                Some(CacheOutcome::Hit) => " (from the cache)",
+                Some(CacheOutcome::Compiled) => " (compiled and cached)",
+                _ => " (compiled)",
+            };
+            eprintln!("Component ready in {:.0?}{how}", started.elapsed());
+            component
+        } else {
+            compile(&engine, cache.as_ref(), &bytes)
+                .context("compiling the embedded demo component")?
+                .0
         };
-        let client = wasi_http_host::Client::new(client_config(&args)?);
+        let client = client::Client::new(client_config(&args)?);
         let mut config = ServiceConfig::default();
-        config.hooks = std::sync::Arc::new(wasi_http_host::DefaultHooks::new(client.clone()));
+        config.hooks = std::sync::Arc::new(client.clone());
         config.max_memory_bytes = Some(args.max_memory);
         config.max_resources = args.max_resources;
         config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
@@ -489,9 +505,14 @@ fn serve(args: ServeArgs) -> Result<()> {
             Output::Inherit => wasi_http_host::GuestOutput::Inherit,
             Output::Discard => wasi_http_host::GuestOutput::Discard,
         };
-        let service = ProxyService::new(&engine, &component, config)?;
+        let service = match &kind {
+            ComponentKind::HttpP2 { .. } => AnyService::P2(wasi_http_host::p2::ProxyService::new(
+                &engine, &component, config,
+            )?),
+            _ => bail!("{name}: {} is not supported yet", kind.describe()),
+        };
 
-        let metrics = wasi_http_host::Metrics::new(Some(&client));
+        let metrics = wasi_http_server::Metrics::new(Some(&client));
         let server_config = server_config(&args, metrics.clone())?;
         let https = server_config.tls.is_some();
         let server = Server::bind(args.addr, server_config)?;
@@ -502,7 +523,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 .with_context(|| format!("binding the metrics address {addr}"))?;
             let mut stop = stop_rx.clone();
             eprintln!("Metrics on http://{}/metrics", listener.local_addr()?);
-            tokio::spawn(wasi_http_host::serve_metrics(
+            tokio::spawn(wasi_http_server::serve_metrics(
                 listener,
                 metrics,
                 async move {
@@ -524,17 +545,17 @@ fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-fn client_config(args: &ServeArgs) -> Result<wasi_http_host::ClientConfig> {
+fn client_config(args: &ServeArgs) -> Result<client::ClientConfig> {
     let tls = tls_options(args)?
         .build()
         .context("outgoing TLS settings")?;
-    let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
+    let mut policy = client::OutboundPolicy::internal_blocked();
     policy.allow = args.allow_outbound.clone();
     policy.allow_networks = args.allow_network.clone();
     policy
         .block_networks
         .extend(args.block_network.iter().cloned());
-    let mut client = wasi_http_host::ClientConfig::default();
+    let mut client = client::ClientConfig::default();
     client.tls = Some(tls);
     client.policy = policy;
     client.max_connections_per_host = args.max_connections_per_host;
@@ -542,7 +563,7 @@ fn client_config(args: &ServeArgs) -> Result<wasi_http_host::ClientConfig> {
     client.max_concurrent_requests = args.max_outbound_requests;
     client.dns_timeout = args.dns_timeout;
     if !args.dns_server.is_empty() {
-        client.resolver = wasi_http_host::Resolver::Nameservers(args.dns_server.clone());
+        client.resolver = client::Resolver::Nameservers(args.dns_server.clone());
     }
     client.connect_timeout = args.connect_timeout;
     client.tls_handshake_timeout = args.tls_handshake_timeout;
@@ -553,7 +574,7 @@ fn client_config(args: &ServeArgs) -> Result<wasi_http_host::ClientConfig> {
     Ok(client)
 }
 
-fn server_config(args: &ServeArgs, metrics: wasi_http_host::Metrics) -> Result<ServerConfig> {
+fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result<ServerConfig> {
     if args.max_concurrent_requests > args.max_instances as usize && !args.no_pooling {
         bail!(
             "--max-concurrent-requests ({}) exceeds --max-instances ({}): requests past the \
@@ -565,7 +586,7 @@ fn server_config(args: &ServeArgs, metrics: wasi_http_host::Metrics) -> Result<S
     let mut config = ServerConfig::default();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls =
-            Some(wasi_http_host::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
+            Some(wasi_http_server::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
     }
     config.workers = args.workers;
     config.max_connections = args.max_connections;
@@ -651,28 +672,6 @@ fn compile(
         None => Component::new(engine, bytes).map(|component| (component, None)),
     };
     loaded.map_err(anyhow::Error::from)
-}
-
-fn load_component(
-    engine: &wasmtime::Engine,
-    cache: Option<&ComponentCache>,
-    path: &PathBuf,
-) -> Result<(Component, Option<CacheOutcome>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if wasmparser_is_core_module(&bytes) {
-        bail!(
-            "{} is a core WebAssembly module, not a component; \
-             make it a component with `wasm-tools component new`",
-            path.display()
-        );
-    }
-    compile(engine, cache, &bytes)
-        .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
-}
-
-/// Core modules and components share the magic; the layer field tells them apart.
-fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [0, 0]
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits at once.

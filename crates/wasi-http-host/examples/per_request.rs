@@ -6,7 +6,9 @@
 //! Usage: per_request COMPONENT N [reuse]
 
 use http_body_util::BodyExt;
-use wasi_http_host::{EngineConfig, GuestOutput, InstanceReuse, ProxyService, ServiceConfig};
+use wasi_http_core::RequestContext;
+use wasi_http_host::p2::ProxyService;
+use wasi_http_host::{EngineConfig, GuestOutput, InstanceReuse, ServiceConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -32,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let request = http::Request::get("http://localhost/")
                 .body(http_body_util::Empty::<bytes::Bytes>::new())
                 .map_err(|e| e.to_string())?;
-            let response = service.handle(request, http::uri::Scheme::HTTP).await;
+            let cx = RequestContext::new(http::uri::Scheme::HTTP);
+            let response = service.handle(request, cx).await;
             if response.status() != 200 {
                 return Err(format!("status {}", response.status()));
             }

@@ -1,78 +1,16 @@
-//! The per-store HTTP context, the view trait embedders implement, and the hooks that
-//! let an embedder replace policy (outgoing sending, forbidden headers, schemes).
+//! The per-store HTTP context and the view trait embedders implement; the same for
+//! both WASI versions.
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 
-use crate::client::{Client, OutgoingRequest, ResponseFuture};
-use crate::error_code::ErrorCode;
-use crate::limits::Limits;
+use wasi_http_core::{Limits, WasiHttpHooks};
 
-/// Policy hooks consulted by the host. Every method has a production default; an
-/// embedder overrides only what it needs.
-pub trait WasiHttpHooks: Send + Sync {
-    /// Sends an outgoing request on behalf of the guest (`outgoing-handler.handle`).
-    ///
-    /// The default sends it with the host's [`Client`]. Returning `Err` hands the
-    /// error code to the guest as `handle`'s result; the returned future is driven
-    /// by the host in the background, whether or not the guest polls it.
-    fn send_request(&self, request: OutgoingRequest) -> Result<ResponseFuture, ErrorCode> {
-        Ok(self.client().send(request))
-    }
-
-    /// The client used by the default [`send_request`](Self::send_request).
-    fn client(&self) -> &Client;
-
-    /// Whether a guest may not set this header on `fields` it creates. The default
-    /// forbids the connection-level headers the host manages itself
-    /// ([`DEFAULT_FORBIDDEN_HEADERS`]).
-    fn is_forbidden_header(&self, name: &http::HeaderName) -> bool {
-        DEFAULT_FORBIDDEN_HEADERS.contains(&name.as_str())
-    }
-
-    /// Whether an outgoing request may use this scheme. The default allows `http`
-    /// and `https`; anything else fails `handle` with `HTTP-protocol-error`.
-    fn is_supported_scheme(&self, scheme: &http::uri::Scheme) -> bool {
-        *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS
-    }
-}
-
-/// Headers that describe the connection rather than the message; the host owns them.
-pub const DEFAULT_FORBIDDEN_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "http2-settings",
-    "te",
-];
-
-/// The default hooks: the default policy with a shared [`Client`].
-#[derive(Debug, Clone, Default)]
-pub struct DefaultHooks {
-    client: Client,
-}
-
-impl DefaultHooks {
-    /// Default policy, sending outgoing requests through `client`.
-    pub fn new(client: Client) -> Self {
-        DefaultHooks { client }
-    }
-}
-
-impl WasiHttpHooks for DefaultHooks {
-    fn client(&self) -> &Client {
-        &self.client
-    }
-}
-
-/// Per-store state of the `wasi:http` host.
+/// Per-store state of the `wasi:http` host: the limits and the policy hooks.
 ///
-/// Cheap to create: it holds the limits and a shared handle to the hooks, so a fresh
-/// one per request costs two word copies and a reference-count increment.
+/// Cheap to create: a fresh one per request costs a few word copies and a
+/// reference-count increment.
 #[derive(Clone)]
 pub struct WasiHttpCtx {
     pub(crate) limits: Limits,
@@ -80,8 +18,10 @@ pub struct WasiHttpCtx {
 }
 
 impl Default for WasiHttpCtx {
+    /// Default limits; outgoing requests go through a default
+    /// `wasi_http_client::Client` (feature `client`), or are refused without it.
     fn default() -> Self {
-        WasiHttpCtx::new(Limits::default(), Arc::new(DefaultHooks::default()))
+        WasiHttpCtx::new(Limits::default(), crate::default_hooks())
     }
 }
 
@@ -121,7 +61,7 @@ pub trait WasiHttpView: Send {
 }
 
 /// A borrow of a store's HTTP context and resource table; the generated host traits
-/// are implemented on it.
+/// of both versions are implemented on it.
 pub struct WasiHttpCtxView<'a> {
     /// The HTTP context.
     pub ctx: &'a mut WasiHttpCtx,

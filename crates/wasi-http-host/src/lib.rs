@@ -1,115 +1,55 @@
-//! A host implementation of WASI HTTP (`wasi:http@0.2.x`, the `wasi:http/proxy` world)
-//! for Wasmtime components.
+//! A host implementation of WASI HTTP for Wasmtime components, both versions:
+//! [`p2`] (`wasi:http@0.2.x`, the `wasi:http/proxy` world) and `p3`
+//! (`wasi:http@0.3.0`, the `wasi:http/service` world, native `stream`/`future`,
+//! many requests per instance at once).
 //!
-//! Embedders link it into their own `wasmtime` engine; [`ProxyService`] serves a proxy
-//! component over hyper with a fresh instance per request.
+//! The semantics (error codes, fields, header and URI rules, bodies, request
+//! options, policy hooks) are `wasi-http-core`'s, once; each version's module is a
+//! thin adapter over them. Outgoing requests go through the policy hooks
+//! ([`WasiHttpHooks`]), by default the `wasi-http-client` crate's `Client`
+//! (feature `client`).
 //!
-//! # Embedding
-//!
-//! The store's data implements [`WasiHttpView`] (and `wasmtime_wasi::WasiView`), the
-//! linker gets [`add_to_linker_async`], and requests go in with
-//! [`WasiHttpCtxView::new_incoming_request`]:
-//!
-//! ```no_run
-//! use wasi_http_host::{bindings::ProxyPre, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-//! use wasmtime::component::{Component, Linker, ResourceTable};
-//! use wasmtime::{Engine, Store};
-//! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-//!
-//! struct MyState {
-//!     wasi: WasiCtx,
-//!     http: WasiHttpCtx,
-//!     table: ResourceTable,
-//! }
-//!
-//! impl WasiView for MyState {
-//!     fn ctx(&mut self) -> WasiCtxView<'_> {
-//!         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-//!     }
-//! }
-//!
-//! impl WasiHttpView for MyState {
-//!     fn http(&mut self) -> WasiHttpCtxView<'_> {
-//!         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table }
-//!     }
-//! }
-//!
-//! # async fn run() -> wasmtime::Result<()> {
-//! let engine = Engine::default();
-//! let component = Component::from_file(&engine, "guest.wasm")?;
-//! let mut linker = Linker::<MyState>::new(&engine);
-//! wasi_http_host::add_to_linker_async(&mut linker)?;
-//! let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-//!
-//! // Per request: a fresh store and instance.
-//! let state = MyState {
-//!     wasi: WasiCtx::builder().build(),
-//!     http: WasiHttpCtx::default(),
-//!     table: ResourceTable::new(),
-//! };
-//! let mut store = Store::new(&engine, state);
-//! let request = http::Request::get("http://localhost/hello")
-//!     .body(http_body_util::Empty::<bytes::Bytes>::new())?;
-//! let mut view = store.data_mut().http();
-//! let req = view.new_incoming_request(http::uri::Scheme::HTTP, request)?;
-//! let (out, response) = view.new_response_outparam()?;
-//! let proxy = pre.instantiate_async(&mut store).await?;
-//! let guest = tokio::spawn(async move {
-//!     proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
-//! });
-//! // Resolves when the guest sets the response; the body streams as it writes.
-//! let response = response.await?;
-//! println!("status {}", response.status());
-//! let _ = guest.await;
-//! # Ok(())
-//! # }
-//! ```
+//! For serving: [`new_engine`] makes an engine, [`detect`] tells a component's
+//! version, and [`p2::ProxyService`] / `p3::Service` (or [`AnyService`], either)
+//! answer requests through the `wasi_http_core::Handler` seam that the
+//! `wasi-http-server` crate drives.
 #![deny(missing_docs)]
-// `unsafe` is denied everywhere but in `cache`, which maps precompiled code
-// (see its module docs for why that is sound).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-pub mod bindings;
-mod body;
-mod cache;
-mod client;
+mod convert;
 mod ctx;
-pub mod error_code;
-mod fields;
-mod host;
-mod limits;
-mod linker;
-mod metrics;
-mod reaper;
-mod request;
-mod response;
-mod server;
-mod trailers;
+mod detect;
+mod engine;
+mod error;
+#[cfg(feature = "p2")]
+pub mod p2;
+mod service;
 
-pub use body::{boxed, empty, HostBody, HostIncomingBody, HostOutgoingBody};
-pub use cache::{CacheError, CacheOutcome, ComponentCache, ComponentCacheConfig};
-pub use client::{
-    default_tls_config, server_tls_config, Client, ClientAuth, ClientConfig, DestinationRule,
-    HostFutureIncomingResponse, IncomingResponse, OutboundPolicy, OutgoingRequest, Resolver,
-    ResponseFuture, RuleError, TlsError, TlsOptions, TrustRoots, INTERNAL_NETWORKS,
+pub use ctx::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+pub use detect::{detect, AnyService, ComponentKind, DetectError};
+pub use engine::{new_engine, EngineConfig, EPOCH_TICK};
+pub use error::HttpError;
+pub use service::{GuestOutput, GuestState, InstanceReuse, ServiceConfig, ServiceError};
+pub use wasi_http_core::{
+    ErrorCode, Fields, IncomingResponse, Limits, OutgoingRequest, ResponseFuture, WasiHttpHooks,
 };
-pub use ctx::{
-    DefaultHooks, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-    DEFAULT_FORBIDDEN_HEADERS,
-};
-pub use error_code::{ErrorCode, ErrorCodeError, HttpError};
-pub use fields::{FieldsError, HostFields};
-pub use limits::Limits;
-pub use linker::{
-    add_only_http_to_linker, add_to_linker_async, add_to_linker_async_with_wasi,
-    add_to_linker_sync, add_to_linker_sync_with_wasi,
-};
-pub use metrics::{serve_metrics, Metrics};
-pub use request::{HostIncomingRequest, HostOutgoingRequest, HostRequestOptions};
-pub use response::{HostIncomingResponse, HostOutgoingResponse, HostResponseOutparam};
-pub use server::{
-    new_engine, BatchedLog, BatchedLogWriter, EngineConfig, GuestOutput, GuestResponseError,
-    IncomingRequestError, InstanceReuse, ProxyService, ProxyState, ResponseReceiver, Server,
-    ServerConfig, ServerError, ServiceConfig, ServiceError, EPOCH_TICK,
-};
-pub use trailers::HostFutureTrailers;
+
+/// Selects [`WasiHttpCtxView`] as the implementation of the generated traits.
+pub(crate) struct HasHttp;
+
+impl wasmtime::component::HasData for HasHttp {
+    type Data<'a> = WasiHttpCtxView<'a>;
+}
+
+/// The hooks of a default context: the default client, or no outbound requests
+/// without the `client` feature.
+pub(crate) fn default_hooks() -> std::sync::Arc<dyn WasiHttpHooks> {
+    #[cfg(feature = "client")]
+    {
+        std::sync::Arc::new(wasi_http_client::Client::default())
+    }
+    #[cfg(not(feature = "client"))]
+    {
+        std::sync::Arc::new(wasi_http_core::NoOutbound)
+    }
+}

@@ -269,13 +269,20 @@ fn startup_errors_are_clear() {
     let empty = dir.join("empty.wasm");
     std::fs::write(&empty, wat::parse_str("(component)").unwrap()).unwrap();
     let err = test_support::serve_failure(BIN, &[empty.to_str().unwrap()]);
-    assert!(err.contains("not a wasi:http/proxy component"), "{err}");
+    assert!(err.contains("exports nothing"), "{err}");
+    assert!(err.contains("wasi:http/incoming-handler@0.2"), "{err}");
 
     let needs = dir.join("needs.wasm");
     std::fs::write(
         &needs,
         wat::parse_str(
-            r#"(component (import "acme:widgets/frob@1.0.0" (instance (export "frob" (func)))))"#,
+            r#"(component
+                 (import "acme:widgets/frob@1.0.0" (instance (export "frob" (func))))
+                 (core module $m (func (export "f")))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "f")))
+                 (instance $h (export "handle" (func $f)))
+                 (export "wasi:http/incoming-handler@0.2.0" (instance $h)))"#,
         )
         .unwrap(),
     )
@@ -351,7 +358,7 @@ async fn outbound_ca_flag_and_clear_tls_setting_errors() {
             "--outbound-ca",
             ca.to_str().unwrap(),
         ],
-        "info,wasi_http_host=debug",
+        "info,wasi_http_client=debug",
     );
     let target = format!("https://localhost:{}/ca", origin.addr.port());
     let r = via_client_guest(&server, &target).await;

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use http_body_util::Full;
 use test_support::Collected;
-use wasi_http_host::{
-    Client, ClientConfig, DefaultHooks, EngineConfig, ErrorCodeError, ProxyService, ServiceConfig,
-    TlsOptions, TrustRoots,
-};
+use wasi_http_client::{Client, ClientConfig, TlsOptions, TrustRoots};
+use wasi_http_core::{ErrorCode, RequestContext};
+use wasi_http_host::p2::ProxyService;
+use wasi_http_host::{EngineConfig, ServiceConfig};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -73,7 +73,7 @@ pub fn service_trusting(name: &str, tls: &test_support::TestTls) -> ProxyService
 /// A service whose outgoing requests use a client with `client` settings.
 pub fn service_with_client(name: &str, client: ClientConfig) -> ProxyService {
     let mut config = config();
-    config.hooks = Arc::new(DefaultHooks::new(Client::new(client)));
+    config.hooks = Arc::new(Client::new(client));
     service_with(name, config)
 }
 
@@ -81,8 +81,10 @@ pub fn service_with_client(name: &str, client: ClientConfig) -> ProxyService {
 pub async fn call(
     service: &ProxyService,
     request: http::Request<Full<Bytes>>,
-) -> Result<Collected, ErrorCodeError> {
-    let response = service.handle(request, http::uri::Scheme::HTTP).await;
+) -> Result<Collected, ErrorCode> {
+    let response = service
+        .handle(request, RequestContext::new(http::uri::Scheme::HTTP))
+        .await;
     test_support::collect(response).await
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-async fn still_serving(svc: &wasi_http_host::ProxyService) {
+async fn still_serving(svc: &wasi_http_host::p2::ProxyService) {
     let r = call_ok(svc, get("http://localhost/invalid-header", &[])).await;
     assert_eq!(r.status, 200);
 }

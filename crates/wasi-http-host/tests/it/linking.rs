@@ -1,7 +1,7 @@
 //! Guests built against older 0.2.N WIT, mixing minor versions, link against the
 //! 0.2.12 host; imports beyond the proxy world link with `add_to_linker_*_with_wasi`.
 
-use wasi_http_host::ProxyState;
+use wasi_http_host::GuestState;
 use wasmtime::component::{Component, Linker};
 
 const MIXED: &str = r#"
@@ -20,14 +20,14 @@ fn mixed_minor_versions_and_cli_imports_link() {
     let engine = crate::common::engine();
     let component = Component::new(engine, wat::parse_str(MIXED).unwrap()).unwrap();
 
-    let mut full: Linker<ProxyState> = Linker::new(engine);
-    wasi_http_host::add_to_linker_async_with_wasi(&mut full).unwrap();
+    let mut full: Linker<GuestState> = Linker::new(engine);
+    wasi_http_host::p2::add_to_linker_async_with_wasi(&mut full).unwrap();
     full.instantiate_pre(&component)
         .expect("links with full WASI");
 
     // The proxy-only linker has no wasi:cli/environment, and says which import is missing.
-    let mut proxy: Linker<ProxyState> = Linker::new(engine);
-    wasi_http_host::add_to_linker_async(&mut proxy).unwrap();
+    let mut proxy: Linker<GuestState> = Linker::new(engine);
+    wasi_http_host::p2::add_to_linker_async(&mut proxy).unwrap();
     let Err(err) = proxy.instantiate_pre(&component) else {
         panic!("the proxy-only linker must not provide wasi:cli/environment");
     };
@@ -36,8 +36,8 @@ fn mixed_minor_versions_and_cli_imports_link() {
         "{err:?}"
     );
 
-    let mut sync: Linker<ProxyState> = Linker::new(engine);
-    wasi_http_host::add_to_linker_sync_with_wasi(&mut sync).unwrap();
+    let mut sync: Linker<GuestState> = Linker::new(engine);
+    wasi_http_host::p2::add_to_linker_sync_with_wasi(&mut sync).unwrap();
     sync.instantiate_pre(&component)
         .expect("links with sync WASI");
 }

@@ -1,7 +1,6 @@
 //! Integration tests of the library: real guest components driven through the
 //! embedder API (async via `ProxyService`, and the sync bindings).
 
-mod cache;
 mod client_phases;
 mod common;
 mod fault;

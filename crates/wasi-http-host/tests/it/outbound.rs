@@ -282,7 +282,12 @@ async fn request_trailers_reach_the_origin() {
         .header("x-fwd-trailer", "x-req-sum")
         .body(http_body_util::StreamBody::new(frames))
         .unwrap();
-    let response = svc.handle(req, http::uri::Scheme::HTTP).await;
+    let response = svc
+        .handle(
+            req,
+            wasi_http_core::RequestContext::new(http::uri::Scheme::HTTP),
+        )
+        .await;
     let r = test_support::collect(response).await.expect("body");
     assert_eq!(r.header("x-status"), "200", "{}", r.text());
     assert_eq!(r.text(), "body");

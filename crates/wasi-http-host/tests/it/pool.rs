@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use test_support::{Origin, TestTls};
-use wasi_http_host::ClientConfig;
+use wasi_http_client::ClientConfig;
 
 use crate::common::*;
 
@@ -147,7 +147,7 @@ async fn origin_closing_kept_alive_connections_is_not_an_error() {
     }
 }
 
-fn with_policy(policy: wasi_http_host::OutboundPolicy) -> wasi_http_host::ProxyService {
+fn with_policy(policy: wasi_http_client::OutboundPolicy) -> wasi_http_host::p2::ProxyService {
     let mut client = ClientConfig::default();
     client.policy = policy;
     service_with_client("client", client)
@@ -156,7 +156,7 @@ fn with_policy(policy: wasi_http_host::OutboundPolicy) -> wasi_http_host::ProxyS
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_list_denies_other_destinations() {
     let origin = Origin::echo(None).await;
-    let mut policy = wasi_http_host::OutboundPolicy::default();
+    let mut policy = wasi_http_client::OutboundPolicy::default();
     policy.allow.push(
         format!("http://127.0.0.1:{}", origin.addr.port())
             .parse()
@@ -181,7 +181,7 @@ async fn allow_list_denies_other_destinations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_networks_are_blocked_after_dns() {
     let origin = Origin::echo(None).await;
-    let svc = with_policy(wasi_http_host::OutboundPolicy::internal_blocked());
+    let svc = with_policy(wasi_http_client::OutboundPolicy::internal_blocked());
     // An IP literal, and a name that resolves to loopback: both refused.
     for host in ["127.0.0.1", "localhost"] {
         let url = format!("http://{host}:{}/", origin.addr.port());
@@ -190,7 +190,7 @@ async fn internal_networks_are_blocked_after_dns() {
     }
     assert_eq!(origin.accepted(), 0);
     // Explicitly allowed network.
-    let mut policy = wasi_http_host::OutboundPolicy::internal_blocked();
+    let mut policy = wasi_http_client::OutboundPolicy::internal_blocked();
     policy.allow_networks.push("127.0.0.1/32".parse().unwrap());
     let svc = with_policy(policy);
     let url = format!("http://localhost:{}/", origin.addr.port());
@@ -217,8 +217,8 @@ async fn mutual_tls_and_extra_ca_from_pem_files() {
         write_temp("client.key", &key_pem),
     );
 
-    let mut options = wasi_http_host::TlsOptions::default();
-    options.roots = wasi_http_host::TrustRoots::Empty;
+    let mut options = wasi_http_client::TlsOptions::default();
+    options.roots = wasi_http_client::TrustRoots::Empty;
     options.add_ca_pem_file(&ca).unwrap();
     // Without a client certificate the server refuses the handshake.
     let svc = service_with_tls("client", options.clone());
@@ -258,7 +258,7 @@ async fn danger_accept_invalid_certs_skips_verification_only_when_asked() {
     )
     .await;
     assert_eq!(r.header("x-error"), "TLS-certificate-error");
-    let mut options = wasi_http_host::TlsOptions::default();
+    let mut options = wasi_http_client::TlsOptions::default();
     options.danger_accept_invalid_certs = true;
     let svc = service_with_tls("client", options);
     let r = call_ok(&svc, get("http://localhost/", &[("x-url", &url)])).await;

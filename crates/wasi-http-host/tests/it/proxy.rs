@@ -88,7 +88,12 @@ async fn echo_streams_a_large_body_with_trailers() {
     let req = http::Request::post("http://localhost/big")
         .body(StreamBody::new(frames))
         .unwrap();
-    let response = svc.handle(req, http::uri::Scheme::HTTP).await;
+    let response = svc
+        .handle(
+            req,
+            wasi_http_core::RequestContext::new(http::uri::Scheme::HTTP),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let collected = response.into_body().collect().await.expect("body");
     let trailers = collected.trailers().cloned().expect("trailers echoed");
@@ -132,7 +137,7 @@ async fn slow_reader_gets_the_whole_body_and_early_drop_does_not_trap() {
                 "http://localhost/",
                 &[("x-echo-generate", &size.to_string())],
             ),
-            http::uri::Scheme::HTTP,
+            wasi_http_core::RequestContext::new(http::uri::Scheme::HTTP),
         )
         .await;
     let mut body = response.into_body();
@@ -155,7 +160,7 @@ async fn slow_reader_gets_the_whole_body_and_early_drop_does_not_trap() {
     let response = svc
         .handle(
             get("http://localhost/", &[("x-echo-generate", "67108864")]),
-            http::uri::Scheme::HTTP,
+            wasi_http_core::RequestContext::new(http::uri::Scheme::HTTP),
         )
         .await;
     let mut body = response.into_body();

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use http_body_util::Full;
 use test_support::Origin;
-use wasi_http_host::bindings::sync::ProxyPre;
-use wasi_http_host::{ProxyState, WasiHttpCtx, WasiHttpView};
+use wasi_http_host::p2::bindings::sync::ProxyPre;
+use wasi_http_host::{GuestState, WasiHttpCtx, WasiHttpView};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
@@ -16,10 +16,10 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(Engine::default)
 }
 
-fn pre(name: &str) -> ProxyPre<ProxyState> {
+fn pre(name: &str) -> ProxyPre<GuestState> {
     let component = Component::from_file(engine(), crate::common::guest_path(name)).unwrap();
     let mut linker = Linker::new(engine());
-    wasi_http_host::add_to_linker_sync(&mut linker).unwrap();
+    wasi_http_host::p2::add_to_linker_sync(&mut linker).unwrap();
     ProxyPre::new(linker.instantiate_pre(&component).unwrap()).unwrap()
 }
 
@@ -28,7 +28,7 @@ async fn run_sync(name: &str, request: http::Request<Full<Bytes>>) -> test_suppo
     let pre = pre(name);
     let mut store = Store::new(
         engine(),
-        ProxyState::new(
+        GuestState::new(
             wasmtime_wasi::WasiCtx::builder().build(),
             WasiHttpCtx::default(),
         ),

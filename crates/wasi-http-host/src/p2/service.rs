@@ -1,0 +1,316 @@
+//! [`ProxyService`]: serves a `wasi:http/proxy` (0.2) component, a fresh instance
+//! per request or, opted in, reused instances serving one request at a time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::Body;
+use tokio::sync::oneshot;
+use wasi_http_core::body::Watched;
+use wasi_http_core::{error_response, ErrorCode, Handler, HostBody, InFlight, RequestContext};
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::{Engine, Store};
+
+use super::bindings::{Proxy, ProxyPre};
+use super::{GuestResponseError, HostResponseOutparam, IncomingRequestError, ResponseReceiver};
+use crate::service::{is_interrupt, GuestTask};
+use crate::{GuestState, ServiceConfig, ServiceError, WasiHttpView};
+
+/// Serves a `wasi:http/proxy` component: each request gets a fresh instance, or
+/// (with [`ServiceConfig::instance_reuse`]) an idle one.
+#[derive(Clone)]
+pub struct ProxyService {
+    inner: Arc<ServiceInner>,
+}
+
+struct ServiceInner {
+    engine: Engine,
+    pre: ProxyPre<GuestState>,
+    config: ServiceConfig,
+    /// Instances waiting for their next request (with `instance_reuse`), oldest first.
+    idle: Mutex<Vec<Instance>>,
+    /// Set once a reused instance failed where a fresh one had succeeded: the guest
+    /// is not safe to reuse, so every request gets a fresh instance from then on.
+    reuse_unsafe: AtomicBool,
+    reaper: wasi_http_core::reaper::Once,
+}
+
+/// A store with (once instantiated) its component instance.
+struct Instance {
+    store: Store<GuestState>,
+    proxy: Option<Proxy>,
+    served: u32,
+    idle_since: Instant,
+    /// Whether this instance's latest response was not a server error; written by
+    /// the request future once the response is known.
+    last_ok: Arc<AtomicBool>,
+}
+
+impl ServiceInner {
+    /// A reused instance answered 5xx (or nothing) right after a request it answered
+    /// below 500: stop reusing instances of this guest.
+    fn reuse_failed(&self, request_id: &str) {
+        if !self.reuse_unsafe.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %request_id,
+                "a reused instance failed where a fresh one succeeded: this guest is not \
+                 safe to reuse; serving every request with a fresh instance from now on"
+            );
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.clear();
+            }
+        }
+    }
+
+    /// An idle instance to reuse (the most recently used one).
+    fn take_idle(&self) -> Option<Instance> {
+        if self.config.instance_reuse.is_none() || self.reuse_unsafe.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.idle.lock().ok()?.pop()
+    }
+
+    /// Drops the instances idle for longer than `idle_timeout` (run by the reaper,
+    /// so they go even when no request comes).
+    fn expire_idle(&self) {
+        let Some(reuse) = self.config.instance_reuse else {
+            return;
+        };
+        let now = Instant::now();
+        let stale: Vec<Instance> = match self.idle.lock() {
+            Ok(mut idle) => {
+                // Oldest first: the list is in order of return.
+                let expired = idle
+                    .iter()
+                    .take_while(|i| now.duration_since(i.idle_since) >= reuse.idle_timeout)
+                    .count();
+                idle.drain(..expired).collect()
+            }
+            Err(_) => return,
+        };
+        // Stores are dropped outside the lock.
+        drop(stale);
+    }
+
+    /// Keeps an instance that served a request cleanly, unless it is used up.
+    fn put_idle(&self, mut instance: Instance) {
+        let Some(reuse) = self.config.instance_reuse else {
+            return;
+        };
+        if self.reuse_unsafe.load(Ordering::Relaxed) {
+            return;
+        }
+        instance.served += 1;
+        if instance.served >= reuse.max_requests {
+            return;
+        }
+        instance.idle_since = Instant::now();
+        if let Ok(mut idle) = self.idle.lock() {
+            // Bounded by the peak number of concurrent requests.
+            idle.push(instance);
+        }
+    }
+}
+
+impl ProxyService {
+    /// Links (proxy imports plus the rest of WASI 0.2, nothing granted) and
+    /// pre-instantiates `component`.
+    pub fn new(
+        engine: &Engine,
+        component: &Component,
+        config: ServiceConfig,
+    ) -> Result<Self, ServiceError> {
+        let mut linker = Linker::new(engine);
+        super::add_to_linker_async_with_wasi(&mut linker).map_err(ServiceError::Link)?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(ServiceError::Link)?;
+        let pre = ProxyPre::new(pre).map_err(|e| {
+            ServiceError::NotAService(e.context(
+                "component is not a wasi:http/proxy component \
+                 (it must export wasi:http/incoming-handler@0.2.x)",
+            ))
+        })?;
+        Ok(ProxyService {
+            inner: Arc::new(ServiceInner {
+                engine: engine.clone(),
+                pre,
+                config,
+                idle: Mutex::new(Vec::new()),
+                reuse_unsafe: AtomicBool::new(false),
+                reaper: wasi_http_core::reaper::Once::new(),
+            }),
+        })
+    }
+
+    /// Handles one request. Never fails: host and guest failures become error
+    /// responses (logged), as documented in ARCHITECTURE.md. Dropping the future,
+    /// or the response body before its end, stops the guest.
+    pub async fn handle<B>(
+        &self,
+        request: http::Request<B>,
+        cx: RequestContext,
+    ) -> http::Response<HostBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ErrorCode>,
+    {
+        let config = &self.inner.config;
+        if let Some(reuse) = config.instance_reuse {
+            self.inner
+                .reaper
+                .start(&self.inner, reuse.idle_timeout, ServiceInner::expire_idle);
+        }
+        let mut instance = self.inner.take_idle().unwrap_or_else(|| Instance {
+            store: crate::service::new_store(&self.inner.engine, config, &cx.id),
+            proxy: None,
+            served: 0,
+            idle_since: Instant::now(),
+            last_ok: Arc::new(AtomicBool::new(false)),
+        });
+        crate::service::prepare(&mut instance.store, &self.inner.engine, config, &cx.id);
+        let timeout = config.request_timeout;
+        let (req, out, receiver) = {
+            let mut view = instance.store.data_mut().http();
+            let req = match view.new_incoming_request(cx.scheme.clone(), request) {
+                Ok(req) => req,
+                Err(IncomingRequestError::HeadersTooLarge) => {
+                    return error_response(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create incoming-request");
+                    return error_response(http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+            };
+            match view.new_response_outparam() {
+                Ok((out, rx)) => (req, out, rx),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create response-outparam");
+                    return error_response(http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+            }
+        };
+        let inner = self.inner.clone();
+        // Reused after a request it answered well: a server error now is the
+        // instance's reuse failing, not the guest's ordinary behaviour.
+        let reused_after_success = instance.served > 0 && instance.last_ok.load(Ordering::Relaxed);
+        let last_ok = instance.last_ok.clone();
+        let out_rep = out.rep();
+        let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
+        let RequestContext {
+            id, events, slot, ..
+        } = cx;
+        let id_for_log = id.clone();
+        let task = tokio::spawn(async move {
+            // Held until the guest is done (or stopped): the slot and the gauge.
+            let _slot = slot;
+            let _in_flight = InFlight::new(events.clone());
+            let result = async {
+                if instance.proxy.is_none() {
+                    let started = Instant::now();
+                    // Boxed: instantiation's future is large and needed once per instance;
+                    // inline, it would more than double every request's task (1.5 KiB
+                    // against 0.6), which is allocated and moved on each spawn.
+                    let proxy = Box::pin(inner.pre.instantiate_async(&mut instance.store)).await?;
+                    if let Some(events) = &events {
+                        events.instantiated(started.elapsed());
+                    }
+                    instance.proxy = Some(proxy);
+                }
+                let Instance { store, proxy, .. } = &mut instance;
+                let proxy = proxy
+                    .as_ref()
+                    .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, req, out)
+                    .await
+            }
+            .await;
+            match result {
+                // Only an instance that ended its request cleanly is kept: a guest
+                // that returned still holding its response-outparam would keep that
+                // request waiting forever, so its instance (and the outparam) goes.
+                Ok(()) => {
+                    let unanswered = Resource::<HostResponseOutparam>::new_borrow(out_rep);
+                    if instance.store.data().table.get(&unanswered).is_err() {
+                        inner.put_idle(instance);
+                    }
+                }
+                Err(e) => {
+                    // Logged here, not by the waiter: a trap after the response started
+                    // (the body is then aborted) has nobody waiting for it.
+                    let deadline = is_interrupt(&e) && timeout.is_some();
+                    if deadline {
+                        tracing::warn!(request_id = %id, "guest exceeded the request timeout and was stopped");
+                    } else {
+                        tracing::error!(request_id = %id, error = ?e, "guest trapped");
+                    }
+                    if let Some(events) = &events {
+                        events.trapped(deadline);
+                    }
+                    let _ = trap_tx.send(e);
+                }
+            }
+        });
+        // Stops the guest if this future is dropped (the client went away) before
+        // the response; afterwards the response body carries it.
+        let guard = GuestTask(Some(task.abort_handle()));
+        let response = response(receiver, trap_rx, guard, timeout).await;
+        let server_error = response.status().is_server_error();
+        last_ok.store(!server_error, Ordering::Relaxed);
+        if reused_after_success && server_error {
+            self.inner.reuse_failed(&id_for_log);
+        }
+        response
+    }
+}
+
+impl Handler for ProxyService {
+    fn handle<B>(
+        &self,
+        request: http::Request<B>,
+        cx: RequestContext,
+    ) -> impl std::future::Future<Output = http::Response<HostBody>> + Send
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ErrorCode>,
+    {
+        ProxyService::handle(self, request, cx)
+    }
+}
+
+/// The guest's response, or the error response its failure calls for.
+async fn response(
+    receiver: ResponseReceiver,
+    trap_rx: oneshot::Receiver<wasmtime::Error>,
+    guard: GuestTask,
+    timeout: Option<Duration>,
+) -> http::Response<HostBody> {
+    match receiver.await {
+        Ok(response) => {
+            response.map(|body| http_body_util::BodyExt::boxed_unsync(Watched::new(body, guard)))
+        }
+        // Answered at once: the guest may still be running after `set`.
+        Err(GuestResponseError::ErrorCode(code)) => {
+            tracing::warn!(error = %code, "guest responded with an error code");
+            error_response(code.status())
+        }
+        Err(GuestResponseError::NotSet) => {
+            // The outparam is gone, almost always because the guest's call ended;
+            // its error (if any) says which status fits.
+            match tokio::time::timeout(Duration::from_secs(1), trap_rx).await {
+                Ok(Ok(trap)) if is_interrupt(&trap) && timeout.is_some() => {
+                    error_response(http::StatusCode::GATEWAY_TIMEOUT)
+                }
+                Ok(Ok(_)) => error_response(http::StatusCode::INTERNAL_SERVER_ERROR),
+                _ => {
+                    tracing::error!("guest returned without setting a response");
+                    error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Prometheus metrics of a [`Server`](crate::Server), the guests below it and
+//! their outgoing client.
+//!
+//! Every metric is a shared atomic, updated on the request path without locks (the
+//! rejection family takes a read lock); the client's counters are its own and are
+//! read at scrape time. [`Metrics::encode`] renders the text exposition format.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use wasi_http_client::Client;
+use wasi_http_core::ServiceEvents;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// Counters, gauges and histograms of one server. Cloning shares them.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    /// `requests_total` by status class (1xx..5xx), looked up once rather than per
+    /// request; all five series are therefore exported from the start, at 0.
+    by_class: [Counter; 5],
+    pub(crate) rejected: Family<Labels, Counter>,
+    pub(crate) duration: Histogram,
+    pub(crate) in_flight: Gauge,
+    pub(crate) queued: Gauge,
+    pub(crate) connections: Gauge,
+    pub(crate) connections_rejected: Counter,
+    pub(crate) instantiation: Histogram,
+    pub(crate) traps: Counter,
+    pub(crate) deadline_exceeded: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(None)
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics; with `client`, its outbound counters are included.
+    pub fn new(client: Option<&Client>) -> Self {
+        let mut registry = Registry::with_prefix("wasi_http");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by status class",
+            requests.clone(),
+        );
+        let rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests_rejected",
+            "Requests refused before reaching a guest, by reason",
+            rejected.clone(),
+        );
+        let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            duration.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests whose guest is running",
+            in_flight.clone(),
+        );
+        let queued = Gauge::default();
+        registry.register(
+            "requests_queued",
+            "Requests waiting for a free instance slot",
+            queued.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Open client connections",
+            connections.clone(),
+        );
+        let connections_rejected = Counter::default();
+        registry.register(
+            "connections_rejected",
+            "Connections closed at once because the connection limit was reached",
+            connections_rejected.clone(),
+        );
+        let instantiation = Histogram::new(exponential_buckets(0.00001, 2.0, 16));
+        registry.register(
+            "instantiation_seconds",
+            "Time to instantiate the component for a request",
+            instantiation.clone(),
+        );
+        let traps = Counter::default();
+        registry.register("guest_traps", "Guest traps", traps.clone());
+        let deadline_exceeded = Counter::default();
+        registry.register(
+            "guest_deadline_exceeded",
+            "Guests stopped at the request deadline",
+            deadline_exceeded.clone(),
+        );
+        if let Some(client) = client {
+            registry.register_collector(Box::new(ClientCollector(client.clone())));
+        }
+        let by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .map(|c| requests.get_or_create(&[("class", c)]).clone());
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                by_class,
+                rejected,
+                duration,
+                in_flight,
+                queued,
+                connections,
+                connections_rejected,
+                instantiation,
+                traps,
+                deadline_exceeded,
+            }),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// Requests whose guest is still running (for tests and health checks).
+    pub fn requests_in_flight(&self) -> i64 {
+        self.inner.in_flight.get()
+    }
+
+    /// Open client connections.
+    pub fn connections_open(&self) -> i64 {
+        self.inner.connections.get()
+    }
+
+    pub(crate) fn answered(&self, status: http::StatusCode, elapsed: std::time::Duration) {
+        // A status code is 100..=999 (`http` checks); 6xx..9xx count as 5xx.
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.inner.by_class[class].inc();
+        self.inner.duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn rejected(&self, reason: &'static str) {
+        self.inner
+            .rejected
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    pub(crate) fn queued(&self) -> &Gauge {
+        &self.inner.queued
+    }
+
+    pub(crate) fn connections(&self) -> &Gauge {
+        &self.inner.connections
+    }
+
+    pub(crate) fn connection_rejected(&self) {
+        self.inner.connections_rejected.inc();
+    }
+
+    /// Where services report guest events (in flight, instantiation, traps).
+    pub fn events(&self) -> Arc<dyn ServiceEvents> {
+        self.inner.clone()
+    }
+}
+
+impl ServiceEvents for Inner {
+    fn guest_started(&self) {
+        self.in_flight.inc();
+    }
+
+    fn guest_finished(&self) {
+        self.in_flight.dec();
+    }
+
+    fn instantiated(&self, elapsed: Duration) {
+        self.instantiation.observe(elapsed.as_secs_f64());
+    }
+
+    fn trapped(&self, deadline: bool) {
+        if deadline {
+            self.deadline_exceeded.inc();
+        } else {
+            self.traps.inc();
+        }
+    }
+}
+
+/// The outbound client's counters, read at each scrape.
+#[derive(Debug)]
+struct ClientCollector(Client);
+
+impl Collector for ClientCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let requests = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "outbound_requests",
+            "Outgoing requests, by outcome (response or error-code)",
+            None,
+            requests.metric_type(),
+        )?;
+        for (outcome, n) in &stats.requests {
+            let labels = [("outcome", *outcome)];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+        for (name, help, n) in [
+            (
+                "outbound_connections_opened",
+                "Outgoing connections opened",
+                stats.connections_opened,
+            ),
+            (
+                "outbound_connections_reused",
+                "Outgoing requests sent on a pooled connection",
+                stats.connections_reused,
+            ),
+        ] {
+            let counter = ConstCounter::new(n);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on `listener`
+/// until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use http_body_util::Full;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let (status, content_type, body) = match (req.method(), req.uri().path()) {
+                            (&http::Method::GET, "/metrics") => (
+                                http::StatusCode::OK,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                metrics.encode(),
+                            ),
+                            (&http::Method::GET, "/healthz") => {
+                                (http::StatusCode::OK, "text/plain", "ok\n".to_owned())
+                            }
+                            _ => (
+                                http::StatusCode::NOT_FOUND,
+                                "text/plain",
+                                "not found\n".to_owned(),
+                            ),
+                        };
+                        let mut response = http::Response::new(Full::new(bytes::Bytes::from(body)));
+                        *response.status_mut() = status;
+                        response.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(content_type),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

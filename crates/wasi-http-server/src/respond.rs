@@ -1,0 +1,270 @@
+//! What happens to one request above the [`Handler`]: header and body limits,
+//! admission (slots and a bounded queue), then the handler, then metrics and the
+//! access line when the response body ends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Context;
+use std::time::{Duration, Instant};
+
+use http_body::Body;
+use http_body_util::BodyExt;
+use wasi_http_core::body::{BodyEnd, BodyWatch, Watched};
+use wasi_http_core::{
+    close_after, error_response, next_request_id, unavailable, ErrorCode, Handler, HostBody,
+    RequestContext,
+};
+
+use crate::server::{Busy, Shared};
+
+/// Admission, limits, the handler, then the access log and metrics.
+pub(crate) async fn respond<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    req: http::Request<hyper::body::Incoming>,
+    scheme: http::uri::Scheme,
+    busy: Busy,
+) -> http::Response<HostBody> {
+    let started = Instant::now();
+    let config = &shared.config;
+    let id = next_request_id();
+    let line = AccessLine {
+        id: id.clone(),
+        method: req.method().clone(),
+        // Shares the request's bytes: no copy.
+        path: req.uri().path_and_query().cloned(),
+        version: req.version(),
+    };
+    let response = admit_and_handle(shared, req, scheme, id).await;
+    let status = response.status();
+    config.metrics.answered(status, started.elapsed());
+    response.map(|body| {
+        let declared = body.size_hint().exact();
+        Watched::new(
+            body,
+            AccessLog {
+                declared,
+                bytes: 0,
+                line: config.access_log.then_some(line),
+                status,
+                started,
+                _busy: busy,
+            },
+        )
+        .boxed_unsync()
+    })
+}
+
+async fn admit_and_handle<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    req: http::Request<hyper::body::Incoming>,
+    scheme: http::uri::Scheme,
+    id: Arc<str>,
+) -> http::Response<HostBody> {
+    let config = &shared.config;
+    let metrics = &config.metrics;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > config.max_header_bytes {
+        metrics.rejected("headers_too_large");
+        return error_response(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    // hyper has already refused an invalid or conflicting length; this is the
+    // number it framed the body by.
+    let declared = wasi_http_core::headers::content_length(req.headers())
+        .ok()
+        .flatten();
+    if let (Some(max), Some(len)) = (config.max_request_body_bytes, declared) {
+        if len > max {
+            metrics.rejected("body_too_large");
+            return close_after(error_response(http::StatusCode::PAYLOAD_TOO_LARGE));
+        }
+    }
+
+    // A free slot, or a place in the bounded queue.
+    let permit = match shared.slots.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let waiting = shared.queued.fetch_add(1, Ordering::AcqRel);
+            let _leave = Leave(&shared.queued, metrics.queued());
+            metrics.queued().inc();
+            if waiting >= config.max_queued_requests {
+                metrics.rejected("queue_full");
+                return unavailable();
+            }
+            match tokio::time::timeout(config.queue_timeout, shared.slots.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    metrics.rejected("queue_timeout");
+                    return unavailable();
+                }
+            }
+        }
+    };
+
+    let verdict = Arc::new(BodyVerdict::default());
+    let req = req.map(|body| {
+        Watched::new(
+            body,
+            BodyLimit {
+                read: 0,
+                max: config.max_request_body_bytes,
+                timeout: config.request_body_timeout,
+                sleep: None,
+                armed: false,
+                verdict: verdict.clone(),
+            },
+        )
+    });
+    let mut cx = RequestContext::with_id(id, scheme);
+    cx.events = Some(metrics.events());
+    cx.slot = Some(permit);
+    let response = shared.handler.handle(req, cx).await;
+    // The guest saw its body stream fail; whatever it answered, the client's
+    // mistake decides the status.
+    match verdict.get() {
+        Some(status) => close_after(error_response(status)),
+        None => response,
+    }
+}
+
+/// Leaves the wait queue (count and gauge) when dropped.
+struct Leave<'a>(
+    &'a AtomicUsize,
+    &'a prometheus_client::metrics::gauge::Gauge,
+);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.dec();
+    }
+}
+
+/// Why a request body was cut off, if it was.
+#[derive(Default)]
+struct BodyVerdict(std::sync::Mutex<Option<http::StatusCode>>);
+
+impl BodyVerdict {
+    fn set(&self, status: http::StatusCode) {
+        if let Ok(mut v) = self.0.lock() {
+            v.get_or_insert(status);
+        }
+    }
+
+    fn get(&self) -> Option<http::StatusCode> {
+        self.0.lock().ok().and_then(|v| *v)
+    }
+}
+
+/// A request body's size limit and between-frames timeout.
+struct BodyLimit {
+    read: u64,
+    max: Option<u64>,
+    timeout: Duration,
+    /// One timer per body, re-armed (not reallocated) after each frame.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+    verdict: Arc<BodyVerdict>,
+}
+
+impl BodyWatch for BodyLimit {
+    fn data(&mut self, len: usize) -> Result<(), ErrorCode> {
+        self.armed = false;
+        self.read += len as u64;
+        if self.max.is_some_and(|max| self.read > max) {
+            self.verdict.set(http::StatusCode::PAYLOAD_TOO_LARGE);
+            return Err(ErrorCode::HttpRequestBodySize(Some(self.read)));
+        }
+        Ok(())
+    }
+
+    fn pending(&mut self, cx: &mut Context<'_>) -> Result<(), ErrorCode> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if !self.armed {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.armed = true;
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.verdict.set(http::StatusCode::REQUEST_TIMEOUT);
+            return Err(ErrorCode::ConnectionReadTimeout);
+        }
+        Ok(())
+    }
+}
+
+struct AccessLine {
+    id: Arc<str>,
+    method: http::Method,
+    path: Option<http::uri::PathAndQuery>,
+    version: http::Version,
+}
+
+/// The response body, counted; the access line is written when it ends or drops.
+struct AccessLog {
+    /// The body's declared length (`content-length`), if any.
+    declared: Option<u64>,
+    bytes: u64,
+    line: Option<AccessLine>,
+    status: http::StatusCode,
+    started: Instant,
+    _busy: Busy,
+}
+
+impl BodyWatch for AccessLog {
+    fn data(&mut self, len: usize) -> Result<(), ErrorCode> {
+        self.bytes += len as u64;
+        Ok(())
+    }
+
+    fn end(&mut self, end: BodyEnd<'_>) {
+        let outcome = match end {
+            BodyEnd::Complete => "complete",
+            BodyEnd::Failed(_) => "body error",
+            BodyEnd::Dropped { inner_ended } => {
+                // hyper stops polling a body once its content-length is written (or
+                // it says it has ended), so a body dropped then was delivered whole;
+                // it never polls the body of a response that has none (HEAD, 204,
+                // 304).
+                let bodiless = self.status == http::StatusCode::NO_CONTENT
+                    || self.status == http::StatusCode::NOT_MODIFIED
+                    || self
+                        .line
+                        .as_ref()
+                        .is_some_and(|line| line.method == http::Method::HEAD);
+                if bodiless || inner_ended || self.declared == Some(self.bytes) {
+                    "complete"
+                } else {
+                    "client gone before the end"
+                }
+            }
+        };
+        if let Some(line) = self.line.take() {
+            tracing::info!(
+                target: "wasi_http::access",
+                request_id = %line.id,
+                method = %line.method,
+                path = %line.path.as_ref().map_or("/", |p| p.as_str()),
+                version = ?line.version,
+                status = self.status.as_u16(),
+                bytes = self.bytes,
+                duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                outcome,
+            );
+        }
+    }
+}
