@@ -5,6 +5,16 @@
 #   py  componentize-py 0.25.1 (PyPI)              interop/py/{hello,echo,fetch}/app.py
 #   js  jco 1.35.0 / ComponentizeJS 0.22.0 (npm)   interop/js/{hello,echo,fetch}/app.js
 #   c   wit-bindgen C + clang (guests/, prebuilt)  guests/wasm/{hello,echo,client}.wasm
+#   py3 componentize-py 0.25.1, WASI 0.3           interop/py3/{hello,echo,fetch,sleepy}/app.py
+#
+# py, js and c are WASI 0.2 guests (the wasi:http/proxy world, exports
+# wasi:http/incoming-handler@0.2.x). py3 are WASI 0.3 guests: the wasi:http/service@0.3.0
+# world of crates/wasi-http-host/wit-p3 (exports wasi:http/handler@0.3.0: an
+# `async def handle(self, request) -> Response`, bodies as native stream<u8> and
+# future, several requests at once in one instance), served by the same binary, which
+# tells 0.3 from the exports. `sleepy` checks that overlapping requests are served
+# concurrently by one instance. JavaScript has no 0.3 counterpart: jco 1.35.0 /
+# ComponentizeJS cannot emit WASI 0.3 components yet.
 #
 # Toolchains, built guests and the server's compiled-component cache live in
 # $WASI_HTTP_INTEROP_CACHE (default ~/.cache/wasi-http-interop), keyed by source and
@@ -40,6 +50,9 @@ SERVE=$TARGET/release/wasi-http
 # --- guests -----------------------------------------------------------------------
 JS_WIT=$CACHE/wit-0.2.10
 python3 interop/wit_0_2_10.py crates/wasi-http-host/wit/deps "$JS_WIT"
+# The standard 0.3 WIT the host is built against; the world is the standard one.
+P3_WIT=$ROOT/crates/wasi-http-host/wit-p3
+P3_WORLD=wasi:http/service@0.3.0
 
 # built KIND NAME: path of the guest, building it if its inputs changed.
 built() {
@@ -48,9 +61,15 @@ built() {
     c) echo "$ROOT/guests/wasm/$name.wasm"; return ;;
     py) src=interop/py/$name/app.py ;;
     js) src=interop/js/$name/app.js ;;
+    py3) src=interop/py3/$name/app.py ;;
   esac
-  key=$(cat "$src" interop/wit/world.wit interop/wit_0_2_10.py crates/wasi-http-host/wit/deps/*.wit |
-    sha256sum | cut -c1-16)
+  if [ "$kind" = py3 ]; then
+    key=$( (cat "$src" "$P3_WIT"/world.wit "$P3_WIT"/deps/*.wit; echo "$P3_WORLD $PY_VERSION") |
+      sha256sum | cut -c1-16)
+  else
+    key=$(cat "$src" interop/wit/world.wit interop/wit_0_2_10.py crates/wasi-http-host/wit/deps/*.wit |
+      sha256sum | cut -c1-16)
+  fi
   out=$CACHE/build/$kind-$name-$key.wasm
   if [ ! -f "$out" ]; then
     local t0
@@ -60,6 +79,8 @@ built() {
             -w interop:guests/proxy componentize app -o "$out.tmp") >/dev/null 2>"$CACHE/build/$kind-$name.log" ;;
       js) "$CACHE/js/node_modules/.bin/jco" componentize "$src" -w "$JS_WIT" -n proxy \
             -o "$out.tmp" >"$CACHE/build/$kind-$name.log" 2>&1 ;;
+      py3) (cd "interop/py3/$name" && "$CACHE/py/bin/componentize-py" -d "$P3_WIT" \
+            -w "$P3_WORLD" componentize app -o "$out.tmp") >/dev/null 2>"$CACHE/build/$kind-$name.log" ;;
     esac || { echo "build of $kind/$name failed: $(tail -3 "$CACHE/build/$kind-$name.log")" >&2; return 1; }
     mv "$out.tmp" "$out"
     log >&2 "built $kind/$name in $(( $(date +%s) - t0 ))s ($(( $(stat -c %s "$out") / 1048576 )) MiB)"
@@ -171,6 +192,81 @@ for kind in c py js; do
     fail "$kind/fetch" "could not build or serve"
   fi
 done
+
+# --- py3: WASI 0.3 guests -----------------------------------------------------------
+log "py3 guests"
+# loaded_as_p3 NAME: the server log says it loaded a 0.3 service.
+loaded_as_p3() {
+  if grep -q "WASI 0.3 HTTP service (wasi:http/handler@0.3.0)" "$SERVER_LOG"; then pass "$1 loaded as WASI 0.3"
+  else fail "$1 loaded as WASI 0.3" "$(grep Loading "$SERVER_LOG")"; fi
+}
+if wasm=$(built py3 hello) && serve "$wasm"; then
+  loaded_as_p3 py3/hello
+  expect "py3/hello" "$URL/" -- 200 "^Hello, wasi:http!$" "^content-type: text/plain"
+  stop
+  t0=$(date +%s%N)
+  serve "$wasm" && until curl -sf "$URL/" >/dev/null; do sleep 0.005; done
+  log "py3/hello: first response $(( ($(date +%s%N) - t0) / 1000000 )) ms after a cached start"
+  if grep -q "(from the cache)" "$SERVER_LOG"; then pass "py3/hello restart from the cache"
+  else fail "py3/hello restart from the cache" "$(grep 'Component ready' "$SERVER_LOG")"; fi
+  for _ in 1 2 3; do curl -s -o /dev/null "$URL/"; done
+  expect "py3/hello reused instance" "$URL/" -- 200 "^Hello, wasi:http!$"
+  stop
+else
+  fail "py3/hello" "could not build or serve"
+fi
+if wasm=$(built py3 echo) && serve "$wasm"; then
+  loaded_as_p3 py3/echo
+  expect "py3/echo headers and body" -H "x-test: abc" --data-binary "payload" "$URL/p?q=1" -- 200 "^payload$" "^x-echo-x-test: abc"
+  expect "py3/echo method and path" -X PUT --data-binary "x" "$URL/p?q=1" -- 200 "^x$" "^x-echo-method: PUT"
+  expect "py3/echo path header" --data-binary "x" "$URL/p?q=1" -- 200 "^x$" "^x-echo-path: /p\?q=1"
+  sum=$(curl -s --max-time 30 --data-binary "@$BIG" -H "content-type: application/octet-stream" "$URL/big" | sha256sum | cut -d' ' -f1)
+  if [ "$sum" = "$BIG_SUM" ]; then pass "py3/echo 5 MiB streamed"; else fail "py3/echo 5 MiB streamed" "body differs"; fi
+  expect "py3/echo body read in full (async)" --data-binary "@$LEN" "$URL/length" -- 200 "^102400$"
+  stop
+else
+  fail "py3/echo" "could not build or serve"
+fi
+if wasm=$(built py3 fetch) && serve "$wasm"; then
+  loaded_as_p3 py3/fetch
+  expect "py3/outbound fetch" -H "x-url: http://127.0.0.1:$ORIGIN_PORT/" "$URL/" -- 200 "hello" "^x-status: 200"
+  # Nothing listens on port 9: the host's error-code comes back as a 502.
+  expect "py3/outbound fetch error" -H "x-url: http://127.0.0.1:9/" "$URL/" -- 502 "fetch failed"
+  stop
+else
+  fail "py3/fetch" "could not build or serve"
+fi
+if wasm=$(built py3 sleepy) && serve "$wasm"; then
+  loaded_as_p3 py3/sleepy
+  expect "py3/sleepy single" -H "x-delay-ms: 10" "$URL/" -- 200 "^[0-9]+ 1$"
+  OUT=$(mktemp -d)
+  pids=()
+  t0=$(date +%s%N)
+  for i in 1 2 3 4 5 6 7 8; do
+    curl -s --max-time 20 -H "x-delay-ms: 300" -o "$OUT/$i" "$URL/" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  answers=$(cat "$OUT"/* | tr '\n' ' ')
+  log "py3/sleepy: 8 requests of 300 ms in $ms ms: $answers"
+  # Some instance id with an in-flight count >= 2 answered at least twice.
+  if cat "$OUT"/* | awk '$2 >= 2 {n[$1]++} END {for (id in n) if (n[id] >= 2) ok = 1; exit !ok}'; then
+    pass "py3/sleepy requests overlap in one instance"
+  else
+    fail "py3/sleepy requests overlap in one instance" "answers: $answers"
+  fi
+  if [ "$(cat "$OUT"/* | grep -Ec '^[0-9]+ [0-9]+$')" = 8 ] && [ "$ms" -lt 1500 ]; then
+    pass "py3/sleepy 8 x 300 ms concurrently"
+  else
+    fail "py3/sleepy 8 x 300 ms concurrently" "$ms ms (want < 1500), answers: $answers"
+  fi
+  rm -rf "$OUT"
+  stop
+else
+  fail "py3/sleepy" "could not build or serve"
+fi
+
 rm -f "$BIG" "$LEN"
 log "done"
 echo "$PASSED passed, $FAILED failed"

@@ -542,10 +542,20 @@ impl ServeProcess {
 
     /// Like [`spawn`](Self::spawn) with `RUST_LOG` set to `filter`.
     pub fn spawn_logging(bin: &str, args: &[&str], filter: &str) -> ServeProcess {
+        ServeProcess::spawn_full(bin, args, filter, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn) with these environment variables set.
+    pub fn spawn_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        ServeProcess::spawn_full(bin, args, "info", env)
+    }
+
+    fn spawn_full(bin: &str, args: &[&str], filter: &str, env: &[(&str, &str)]) -> ServeProcess {
         let mut child = Command::new(bin)
             .arg("serve")
             .args(args)
             .args(["--addr", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -237,10 +237,11 @@ impl ClientInner {
             tracing::warn!(
                 destination = %uri,
                 "outbound request denied: destination not in the allow-list \
-                 (ClientConfig.policy.allow; `wasi-http serve --allow-outbound`)"
+                 (ClientConfig.policy.allow; `wasi-http --allow-outbound`)"
             );
             return Err(ErrorCode::HttpRequestDenied);
         }
+        let request = settle_framing(request, connect_timeout).await?;
         let key = PoolKey {
             tls,
             host: host.to_ascii_lowercase(),
@@ -445,7 +446,7 @@ impl ClientInner {
                     %host, %ip, network = %net,
                     "outbound request blocked: destination IP is in a blocked network \
                      (allow it with ClientConfig.policy.allow_networks; \
-                     `wasi-http serve --allow-network {net}`)"
+                     `wasi-http --allow-network {net}`)"
                 );
                 Err(ErrorCode::DestinationIpProhibited)
             }
@@ -475,6 +476,13 @@ impl ClientInner {
                 let host =
                     http::HeaderValue::from_str(authority.as_str()).map_err(|_| invalid())?;
                 request.headers_mut().insert(http::header::HOST, host);
+                if needs_explicit_chunking(&request) {
+                    // hyper would send it without its body (see `settle_framing`).
+                    request.headers_mut().insert(
+                        http::header::TRANSFER_ENCODING,
+                        http::HeaderValue::from_static("chunked"),
+                    );
+                }
                 let response = sender.try_send_request(request).await.map_err(|mut e| {
                     let code = on_connection(from_hyper_response_error(e.error()), key);
                     match e.take_message() {
@@ -551,6 +559,54 @@ impl BodyWatch for Tracked {
             "outgoing request finished"
         );
     }
+}
+
+/// Methods hyper's HTTP/1.1 client sends without a body when the body's length is
+/// unknown (it assumes they have none).
+fn bodiless_by_default(method: &http::Method) -> bool {
+    method == http::Method::GET || method == http::Method::HEAD || method == http::Method::CONNECT
+}
+
+/// A body whose length only its end will tell (no `content-length`, no exact size).
+fn unknown_length(request: &http::Request<HostBody>) -> bool {
+    use http_body::Body as _;
+    !request.body().is_end_stream()
+        && request.body().size_hint().exact().is_none()
+        && !request.headers().contains_key(http::header::CONTENT_LENGTH)
+}
+
+/// A GET, HEAD or CONNECT with a body of unknown length would go out without that
+/// body (hyper assumes none), dropping what the guest wrote without a word. So
+/// the host waits (up to `wait`) for the body's first frame: the end, and the
+/// request has no body; data, and it goes out chunked (HTTP/1.1) with it.
+async fn settle_framing(
+    request: http::Request<HostBody>,
+    wait: Duration,
+) -> Result<http::Request<HostBody>, ErrorCode> {
+    if !bodiless_by_default(request.method()) || !unknown_length(&request) {
+        return Ok(request);
+    }
+    let (parts, mut body) = request.into_parts();
+    let first = tokio::time::timeout(wait, body.frame())
+        .await
+        .map_err(|_| ErrorCode::ConnectionTimeout)?;
+    let body = match first {
+        None => wasi_http_core::body::empty(),
+        Some(Err(code)) => return Err(code),
+        Some(Ok(frame)) => {
+            let first = futures::stream::once(async { Ok(frame) });
+            let rest = http_body_util::BodyStream::new(body);
+            use futures::StreamExt as _;
+            http_body_util::StreamBody::new(first.chain(rest)).boxed_unsync()
+        }
+    };
+    Ok(http::Request::from_parts(parts, body))
+}
+
+/// Whether a request settled by [`settle_framing`] still has a body of unknown
+/// length, which HTTP/1.1 must then announce as chunked.
+fn needs_explicit_chunking(request: &http::Request<HostBody>) -> bool {
+    bodiless_by_default(request.method()) && unknown_length(request)
 }
 
 /// What is needed to send a bodiless idempotent request again.

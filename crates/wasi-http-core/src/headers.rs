@@ -14,17 +14,62 @@ pub const CONNECTION_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-/// Headers a guest may not set by default: the [`CONNECTION_HEADERS`], plus `host`
-/// (the host sends the request's authority), `http2-settings` and `te`.
+/// Headers a guest may not set by default: the [`CONNECTION_HEADERS`], the other
+/// hop-by-hop headers of RFC 2616 §13.5.1 (`proxy-authenticate`,
+/// `proxy-authorization`, `te`), `host` (the host sends the request's authority)
+/// and `http2-settings`.
 pub const DEFAULT_FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
     "transfer-encoding",
     "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
     "host",
     "http2-settings",
     "te",
+];
+
+/// Fields that must not be sent as trailers (RFC 9110 §6.5.1): framing, routing,
+/// request modifiers, authentication, response control and content metadata. A
+/// guest's trailers lose them.
+pub const FORBIDDEN_TRAILERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-encoding",
+    "content-type",
+    "content-range",
+    "trailer",
+    "host",
+    "te",
+    "expect",
+    "max-forwards",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "cache-control",
+    "pragma",
+    "authorization",
+    "proxy-authorization",
+    "www-authenticate",
+    "proxy-authenticate",
+    "set-cookie",
+    "cookie",
+    "age",
+    "expires",
+    "date",
+    "location",
+    "retry-after",
+    "vary",
+    "warning",
 ];
 
 /// Whether `name` is in [`DEFAULT_FORBIDDEN_HEADERS`].

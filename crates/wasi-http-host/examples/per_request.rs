@@ -1,14 +1,17 @@
-//! The per-request path (store, instantiate, handle, drop) of `ProxyService` on the
-//! hello guest, N times in a row on one thread: `benches/callgrind.sh` runs it under
-//! callgrind twice and reports the instructions per request, which stay stable where
-//! wall-clock numbers on a shared machine do not.
+//! The per-request path of a service (store, instantiate, handle, drop; or a reused
+//! instance) on one component, N times in a row on one thread:
+//! `benches/callgrind.sh` runs it under callgrind twice and reports the
+//! instructions per request, which stay stable where wall-clock numbers on a
+//! shared machine do not. The component's WASI version is detected: a 0.2 proxy
+//! gets `p2::ProxyService`, a 0.3 service `p3::Service` (which always reuses).
 //!
 //! Usage: per_request COMPONENT N [reuse]
 
 use http_body_util::BodyExt;
-use wasi_http_core::RequestContext;
-use wasi_http_host::p2::ProxyService;
-use wasi_http_host::{EngineConfig, GuestOutput, InstanceReuse, ServiceConfig};
+use wasi_http_core::{Handler, RequestContext};
+use wasi_http_host::{
+    AnyService, ComponentKind, EngineConfig, GuestOutput, InstanceReuse, ServiceConfig,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -18,14 +21,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u32 = args.next().ok_or("missing N")?.parse()?;
     let reuse = args.next().as_deref() == Some("reuse");
 
-    let (engine, _pooling) = wasi_http_host::new_engine(&EngineConfig::default())?;
-    let component = wasmtime::component::Component::from_file(&engine, &path)?;
+    let bytes = std::fs::read(&path)?;
+    let kind = wasi_http_host::detect(&bytes)?;
+    let mut engine_config = EngineConfig::default();
+    kind.configure(&mut engine_config);
+    let (engine, _pooling) = wasi_http_host::new_engine(&engine_config)?;
+    let component = wasmtime::component::Component::new(&engine, &bytes)?;
     let mut config = ServiceConfig::default();
     config.guest_output = GuestOutput::Discard;
     if reuse {
         config.instance_reuse = Some(InstanceReuse::new(u32::MAX));
     }
-    let service = ProxyService::new(&engine, &component, config)?;
+    let service = match kind {
+        ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
+            &engine, &component, config,
+        )?),
+        _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
+            &engine, &component, config,
+        )?),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -152,6 +152,9 @@ pub enum AnyService {
     /// A 0.2 `wasi:http/proxy` service.
     #[cfg(feature = "p2")]
     P2(crate::p2::ProxyService),
+    /// A 0.3 `wasi:http/service` service.
+    #[cfg(feature = "p3")]
+    P3(crate::p3::Service),
 }
 
 impl Handler for AnyService {
@@ -167,6 +170,8 @@ impl Handler for AnyService {
         match self {
             #[cfg(feature = "p2")]
             AnyService::P2(service) => service.handle(request, cx).await,
+            #[cfg(feature = "p3")]
+            AnyService::P3(service) => service.handle(request, cx).await,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod faults;
 mod operations;
+mod p3;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -139,6 +139,11 @@ impl BodyReader {
         &self.buf
     }
 
+    /// Takes every buffered byte (a frame, or what is left of one).
+    pub fn take_buffered(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Drops the first `n` buffered bytes.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.buf.len());

@@ -42,6 +42,12 @@ pub trait BodyWatch: Send + 'static {
         Ok(())
     }
 
+    /// The inner body ended; an error fails the body with that code instead
+    /// (the source of the body is known to have failed, though it ended cleanly).
+    fn complete(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+
     /// The body ended, failed or was dropped.
     fn end(&mut self, end: BodyEnd<'_>) {
         let _ = end;
@@ -117,10 +123,16 @@ where
                 this.end(BodyEnd::Failed(&code));
                 Poll::Ready(Some(Err(code)))
             }
-            Poll::Ready(None) => {
-                this.end(BodyEnd::Complete);
-                Poll::Ready(None)
-            }
+            Poll::Ready(None) => match this.watch.complete() {
+                Ok(()) => {
+                    this.end(BodyEnd::Complete);
+                    Poll::Ready(None)
+                }
+                Err(code) => {
+                    this.end(BodyEnd::Failed(&code));
+                    Poll::Ready(Some(Err(code)))
+                }
+            },
         }
     }
 

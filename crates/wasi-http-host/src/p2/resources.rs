@@ -151,7 +151,7 @@ pub struct HostIncomingResponse {
     pub(crate) body: Option<HostIncomingBody>,
 }
 
-/// A final (non-1xx) status the guest may set: 200..=999 per the `http` crate's range.
+/// A final (non-1xx) status a guest may set: 200..=999 per the `http` crate's range.
 pub(crate) fn final_status(status: u16) -> Option<http::StatusCode> {
     http::StatusCode::from_u16(status)
         .ok()

@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{Proxy, ProxyPre};
 use super::{GuestResponseError, HostResponseOutparam, IncomingRequestError, ResponseReceiver};
-use crate::service::{is_interrupt, GuestTask};
+use crate::service::is_interrupt;
 use crate::{GuestState, ServiceConfig, ServiceError, WasiHttpView};
 
 /// Serves a `wasi:http/proxy` component: each request gets a fresh instance, or
@@ -170,7 +170,7 @@ impl ProxyService {
             idle_since: Instant::now(),
             last_ok: Arc::new(AtomicBool::new(false)),
         });
-        crate::service::prepare(&mut instance.store, &self.inner.engine, config, &cx.id);
+        prepare(&mut instance.store, &self.inner.engine, config, &cx.id);
         let timeout = config.request_timeout;
         let (req, out, receiver) = {
             let mut view = instance.store.data_mut().http();
@@ -311,6 +311,46 @@ async fn response(
                     error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
                 }
             }
+        }
+    }
+}
+
+/// Readies an instance's store for one request: its deadline, fuel and log tag.
+fn prepare(
+    store: &mut Store<GuestState>,
+    engine: &Engine,
+    config: &ServiceConfig,
+    request_id: &Arc<str>,
+) {
+    let state = store.data_mut();
+    state.deadline = config.request_timeout.map(|t| Instant::now() + t);
+    if let Some(budget) = &state.output {
+        budget.reset(request_id.clone());
+    }
+    if engine.get_consume_fuel() {
+        // Fails only if the engine does not count fuel, checked just above.
+        let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
+    }
+    store.set_epoch_deadline(1);
+}
+
+/// Aborts a guest's task when dropped, unless disarmed (its response completed).
+struct GuestTask(Option<tokio::task::AbortHandle>);
+
+impl Drop for GuestTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Watches a guest's response body: dropped before its end (the client went
+/// away), the guest is stopped; once it has ended the guest may finish on its own.
+impl wasi_http_core::body::BodyWatch for GuestTask {
+    fn end(&mut self, end: wasi_http_core::body::BodyEnd<'_>) {
+        if let wasi_http_core::body::BodyEnd::Complete = end {
+            self.0 = None;
         }
     }
 }

@@ -140,6 +140,60 @@ pub struct GuestState {
     /// Past this the guest is stopped (the epoch callback traps it).
     pub(crate) deadline: Option<Instant>,
     pub(crate) output: Option<Arc<Budget>>,
+    /// 0.3: tells the service when the guest has been computing without a break.
+    pub(crate) compute: Option<Arc<Compute>>,
+}
+
+/// When an instance's guest has been running wasm for a while without returning
+/// to its event loop: the epoch callback ticks it every [`crate::EPOCH_TICK`] of
+/// wasm execution, so ticks that keep coming mean the guest computes, and ticks
+/// that stop mean it returned. A 0.3 instance that computes cannot start another
+/// request's work (its tasks take turns), so new requests go elsewhere.
+#[derive(Debug)]
+pub(crate) struct Compute {
+    origin: Instant,
+    /// Milliseconds since `origin`: the latest tick, and the first tick of the
+    /// current run of ticks.
+    last_tick: std::sync::atomic::AtomicU64,
+    run_start: std::sync::atomic::AtomicU64,
+}
+
+impl Compute {
+    /// A run of ticks at most this far apart is one stretch of computing.
+    const GAP: Duration = Duration::from_millis(25);
+    /// Computing this long without a break makes the instance busy.
+    const BUSY: Duration = Duration::from_millis(30);
+
+    pub(crate) fn new() -> Arc<Compute> {
+        Arc::new(Compute {
+            origin: Instant::now(),
+            last_tick: std::sync::atomic::AtomicU64::new(0),
+            run_start: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn tick(&self, now: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.millis(now);
+        let last = self.last_tick.swap(now, Relaxed);
+        if now.saturating_sub(last) > Self::GAP.as_millis() as u64 {
+            self.run_start.store(now, Relaxed);
+        }
+    }
+
+    /// Whether the guest is computing now, and has been for a while.
+    pub(crate) fn is_busy(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.millis(Instant::now());
+        let last = self.last_tick.load(Relaxed);
+        let start = self.run_start.load(Relaxed);
+        now.saturating_sub(last) <= Self::GAP.as_millis() as u64
+            && last.saturating_sub(start) >= Self::BUSY.as_millis() as u64
+    }
 }
 
 impl GuestState {
@@ -152,7 +206,20 @@ impl GuestState {
             limits: StoreLimits::default(),
             deadline: None,
             output: None,
+            compute: None,
         }
+    }
+}
+
+impl GuestState {
+    /// The store's resource limits (give `Store::limiter` `|s| s.store_limits()`).
+    pub fn store_limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+
+    /// Caps each linear memory at `bytes` (the guest sees allocation failure).
+    pub fn set_max_memory(&mut self, bytes: usize) {
+        self.limits = StoreLimitsBuilder::new().memory_size(bytes).build();
     }
 }
 
@@ -210,35 +277,23 @@ pub(crate) fn new_store(
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| match ctx.data().deadline {
-        Some(deadline) if Instant::now() >= deadline => Err(wasmtime::Trap::Interrupt.into()),
-        // tokio's yield lets the runtime poll for I/O before resuming the guest,
-        // so connections sharing its worker are not kept waiting behind it.
-        _ => Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(tokio::task::yield_now()),
-        )),
+    store.epoch_deadline_callback(|ctx| {
+        let now = Instant::now();
+        let state = ctx.data();
+        if let Some(compute) = &state.compute {
+            compute.tick(now);
+        }
+        match state.deadline {
+            Some(deadline) if now >= deadline => Err(wasmtime::Trap::Interrupt.into()),
+            // tokio's yield lets the runtime poll for I/O before resuming the guest,
+            // so connections sharing its worker are not kept waiting behind it.
+            _ => Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            )),
+        }
     });
     store
-}
-
-/// Readies an instance's store for one request: its deadline, fuel and log tag.
-pub(crate) fn prepare(
-    store: &mut Store<GuestState>,
-    engine: &Engine,
-    config: &ServiceConfig,
-    request_id: &Arc<str>,
-) {
-    let state = store.data_mut();
-    state.deadline = config.request_timeout.map(|t| Instant::now() + t);
-    if let Some(budget) = &state.output {
-        budget.reset(request_id.clone());
-    }
-    if engine.get_consume_fuel() {
-        // Fails only if the engine does not count fuel, checked just above.
-        let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
-    }
-    store.set_epoch_deadline(1);
 }
 
 /// Whether a guest's error is its deadline's trap.
@@ -247,25 +302,4 @@ pub(crate) fn is_interrupt(err: &wasmtime::Error) -> bool {
         err.downcast_ref::<wasmtime::Trap>(),
         Some(wasmtime::Trap::Interrupt)
     )
-}
-
-/// Aborts a guest's task when dropped, unless disarmed (its response completed).
-pub(crate) struct GuestTask(pub(crate) Option<tokio::task::AbortHandle>);
-
-impl Drop for GuestTask {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Watches a guest's response body: dropped before its end (the client went
-/// away), the guest is stopped; once it has ended the guest may finish on its own.
-impl wasi_http_core::body::BodyWatch for GuestTask {
-    fn end(&mut self, end: wasi_http_core::body::BodyEnd<'_>) {
-        if let wasi_http_core::body::BodyEnd::Complete = end {
-            self.0 = None;
-        }
-    }
 }

@@ -1,15 +1,31 @@
 //! The checked-in guest components (`guests/wasm/*.wasm`) must have been built
 //! from the current guest sources and WIT: `guests/build.sh` records the
 //! sha256 of every input and output in `guests/wasm/MANIFEST.sha256`
-//! (`sha256sum` format), and this test recomputes them.
+//! (`sha256sum` format), and this test recomputes them. Inputs: the WASI 0.2
+//! guests' `guests/src` and `crates/wasi-http-host/wit`, the WASI 0.3 guests'
+//! `guests/p3` and `crates/wasi-http-host/wit-p3`, and `guests/build.sh`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// Guests that must be present in the manifest.
-const GUESTS: &[&str] = &["hello", "echo", "client", "fault"];
+/// Guests that must be present in the manifest: the WASI 0.2 ones (from
+/// `guests/src`), the WASI 0.3 ones (`p3-*`, from `guests/p3`) and the two
+/// `wasi:cli/command` guests (`command-p2` from `guests/src/command.c`,
+/// `command-p3` from `guests/p3/command.c`).
+const GUESTS: &[&str] = &[
+    "hello",
+    "echo",
+    "client",
+    "fault",
+    "p3-hello",
+    "p3-echo",
+    "p3-client",
+    "p3-fault",
+    "command-p2",
+    "command-p3",
+];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -107,8 +123,10 @@ fn built_guests_match_their_sources() {
     // Every current input is listed (a new source makes the build stale too).
     let mut inputs = Vec::new();
     files_under(&root, "guests/src", &mut inputs);
+    files_under(&root, "guests/p3", &mut inputs);
     let mut wit = Vec::new();
     files_under(&root, "crates/wasi-http-host/wit", &mut wit);
+    files_under(&root, "crates/wasi-http-host/wit-p3", &mut wit);
     inputs.extend(wit.into_iter().filter(|f| f.ends_with(".wit")));
     inputs.push("guests/build.sh".to_owned());
     // Every guest the tests rely on is built and listed.

@@ -147,7 +147,7 @@ async fn origin_closing_kept_alive_connections_is_not_an_error() {
     }
 }
 
-fn with_policy(policy: wasi_http_client::OutboundPolicy) -> wasi_http_host::p2::ProxyService {
+fn with_policy(policy: wasi_http_client::OutboundPolicy) -> wasi_http_host::AnyService {
     let mut client = ClientConfig::default();
     client.policy = policy;
     service_with_client("client", client)

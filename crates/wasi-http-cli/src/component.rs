@@ -1,0 +1,130 @@
+//! Loading a component for `serve` or `run`: its kind (told before compiling), an
+//! engine for its WASI version, and the compiled component (from the cache when it
+//! is there), with progress lines while a large one compiles.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasi_http_cache::{CacheOutcome, ComponentCache, ComponentCacheConfig};
+use wasi_http_host::{ComponentKind, EngineConfig};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::args::CacheArgs;
+
+/// The engine for `kind` (built from `engine_config`) and the compiled component.
+/// With `verbose`, says what it loads and how long it took.
+pub(crate) fn load(
+    bytes: &[u8],
+    name: &str,
+    kind: &ComponentKind,
+    mut engine_config: EngineConfig,
+    cache: &CacheArgs,
+    verbose: bool,
+) -> Result<(Engine, Component)> {
+    kind.configure(&mut engine_config);
+    let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
+        .map_err(anyhow::Error::from)
+        .context("creating the engine")?;
+    tracing::debug!(pooling, "engine ready");
+    let cache = open_cache(cache);
+    if !verbose {
+        let (component, _) =
+            compile(&engine, cache.as_ref(), bytes).with_context(|| format!("compiling {name}"))?;
+        return Ok((engine, component));
+    }
+    // Compiling a large component takes seconds the first time (cached
+    // afterwards): say what is happening.
+    say!("Loading {name}: {}...", kind.describe());
+    let started = std::time::Instant::now();
+    let ticker = Ticker::start(
+        started,
+        if cache.is_some() {
+            "; later starts load it from the cache"
+        } else {
+            ""
+        },
+    );
+    let loaded = compile(&engine, cache.as_ref(), bytes)
+        .with_context(|| format!("{name} is not a valid WebAssembly component"));
+    drop(ticker);
+    let (component, outcome) = loaded?;
+    let how = match outcome {
+        Some(CacheOutcome::Hit) => " (from the cache)",
+        Some(CacheOutcome::Compiled) => " (compiled and cached)",
+        _ => " (compiled)",
+    };
+    say!("Component ready in {:.0?}{how}", started.elapsed());
+    Ok((engine, component))
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wasi-http"))
+}
+
+/// While a component compiles (seconds for a large one, on a first start), says
+/// every few seconds that it still is. Stops when dropped.
+struct Ticker(Option<std::sync::mpsc::Sender<()>>);
+
+impl Ticker {
+    const EVERY: Duration = Duration::from_secs(3);
+
+    fn start(started: std::time::Instant, hint: &'static str) -> Ticker {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("compile-progress".into())
+            .spawn(move || {
+                // Ends when the sender is dropped (Disconnected).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Ticker::EVERY)
+                {
+                    say!("  compiling ({:.0?}{hint})...", started.elapsed());
+                }
+            });
+        // Without the thread there is no progress line, nothing worse.
+        Ticker(spawned.ok().map(|_| tx))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// The compiled-component cache, unless turned off; one that cannot be used is a
+/// warning (the server still starts, compiling every time).
+fn open_cache(args: &CacheArgs) -> Option<ComponentCache> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args.cache_dir.clone().or_else(default_cache_dir)?;
+    let mut config = ComponentCacheConfig::default();
+    config.max_bytes = args.cache_max_size;
+    match ComponentCache::open(dir, config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!("not caching compiled components: {e}");
+            None
+        }
+    }
+}
+
+/// The component, and how the cache served it (`None`: no cache).
+fn compile(
+    engine: &wasmtime::Engine,
+    cache: Option<&ComponentCache>,
+    bytes: &[u8],
+) -> Result<(Component, Option<CacheOutcome>)> {
+    let loaded = match cache {
+        Some(cache) => cache
+            .load(engine, bytes)
+            .map(|(component, outcome)| (component, Some(outcome))),
+        None => Component::new(engine, bytes).map(|component| (component, None)),
+    };
+    loaded.map_err(anyhow::Error::from)
+}

@@ -1,0 +1,180 @@
+//! `wasi-http serve`: the component, the engine for its version, the service, the
+//! server, metrics, and the signals that stop it.
+
+use anyhow::{bail, Context, Result};
+use wasi_http_client as client;
+use wasi_http_host::{AnyService, ComponentKind, EngineConfig, ServiceConfig};
+use wasi_http_server::{Server, ServerConfig};
+
+use crate::args::{Output, ServeArgs};
+use crate::DEMO_COMPONENT;
+
+pub(crate) fn serve(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async move {
+        let (bytes, name) = match &args.component {
+            Some(path) => (
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (
+                DEMO_COMPONENT.to_vec(),
+                "the embedded demo component".to_owned(),
+            ),
+        };
+        let kind = wasi_http_host::detect(&bytes).with_context(|| name.clone())?;
+        if let ComponentKind::Command { export, .. } = &kind {
+            bail!(
+                "{name} is a command component (it exports {export}), not an HTTP service: \
+                 run it with `wasi-http run`"
+            );
+        }
+        let mut engine_config = EngineConfig::default();
+        engine_config.pooling = !args.no_pooling;
+        engine_config.max_instances = args.max_instances;
+        engine_config.max_memory_bytes = args.max_memory;
+        engine_config.fuel = args.fuel.is_some();
+        let (engine, component) = crate::component::load(
+            &bytes,
+            &name,
+            &kind,
+            engine_config,
+            &args.cache,
+            args.component.is_some(),
+        )?;
+        let client = client::Client::new(args.outbound.client_config()?);
+        let mut config = ServiceConfig::default();
+        config.hooks = std::sync::Arc::new(client.clone());
+        config.env = args.guest_env.vars()?;
+        config.max_memory_bytes = Some(args.max_memory);
+        config.max_resources = args.max_resources;
+        config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+        config.fuel = args.fuel;
+        let reuse_default = if kind.is_p3() { 128 } else { 0 };
+        let (requests, concurrency) = match args.instance_reuse.unwrap_or(reuse_default) {
+            // A fresh instance per request, for 0.3 too.
+            0 if kind.is_p3() => (1, 1),
+            n => (n, args.instance_concurrency.max(1)),
+        };
+        if requests > 0 {
+            let mut reuse = wasi_http_host::InstanceReuse::new(requests);
+            reuse.idle_timeout = args.instance_idle_timeout;
+            reuse.max_concurrent = concurrency;
+            config.instance_reuse = Some(reuse);
+        }
+        config.guest_output = match args.guest_output {
+            Output::Log => wasi_http_host::GuestOutput::Log {
+                max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),
+            },
+            Output::Inherit => wasi_http_host::GuestOutput::Inherit,
+            Output::Discard => wasi_http_host::GuestOutput::Discard,
+        };
+        let service = match &kind {
+            ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
+                &engine, &component, config,
+            )?),
+            _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
+                &engine, &component, config,
+            )?),
+        };
+
+        let metrics = wasi_http_server::Metrics::new(Some(&client));
+        let server_config = server_config(&args, metrics.clone())?;
+        let https = server_config.tls.is_some();
+        let server = Server::bind(args.addr, server_config)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            let mut stop = stop_rx.clone();
+            say!("Metrics on http://{}/metrics", listener.local_addr()?);
+            tokio::spawn(wasi_http_server::serve_metrics(
+                listener,
+                metrics,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        let scheme = if https { "https" } else { "http" };
+        say!("Serving HTTP on {scheme}://{}/", server.local_addr());
+        server
+            .run(service, async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        drop(stop_rx);
+        say!("Shut down.");
+        Ok(())
+    })
+}
+
+fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result<ServerConfig> {
+    if args.max_concurrent_requests > args.max_instances as usize && !args.no_pooling {
+        bail!(
+            "--max-concurrent-requests ({}) exceeds --max-instances ({}): requests past the \
+             instance slots would fail; raise --max-instances or lower the request limit",
+            args.max_concurrent_requests,
+            args.max_instances
+        );
+    }
+    let mut config = ServerConfig::default();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls =
+            Some(wasi_http_server::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
+    }
+    config.workers = args.workers;
+    config.max_connections = args.max_connections;
+    config.max_concurrent_requests = args.max_concurrent_requests;
+    config.max_queued_requests = args.max_queued_requests;
+    config.queue_timeout = args.queue_timeout;
+    config.header_read_timeout = args.header_read_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.max_header_bytes = usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX);
+    config.max_request_body_bytes = (args.max_request_body > 0).then_some(args.max_request_body);
+    config.request_body_timeout = args.request_body_timeout;
+    config.shutdown_timeout = args.shutdown_timeout;
+    config.access_log = !args.no_access_log;
+    config.metrics = metrics;
+    Ok(config)
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
+async fn shutdown_signal() {
+    first_signal().await;
+    say!("Shutting down: finishing in-flight requests (signal again to exit now)");
+    tokio::spawn(async {
+        first_signal().await;
+        std::process::exit(130);
+    });
+}
+
+#[cfg(unix)]
+async fn first_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn first_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handling available: serve until killed.
+        std::future::pending::<()>().await;
+    }
+}
