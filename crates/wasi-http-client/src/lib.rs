@@ -21,6 +21,7 @@
 
 mod client;
 mod dns;
+mod framing;
 mod policy;
 mod pool;
 mod stats;

@@ -223,10 +223,15 @@ impl ProxyService {
                 let proxy = proxy
                     .as_ref()
                     .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(store, req, out)
-                    .await
+                // Boxed: with the component model's async ABI compiled in (for 0.3),
+                // Wasmtime's call future carries its concurrent path too, and inline
+                // it doubles the task that every request spawns (moved on each spawn).
+                Box::pin(
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(store, req, out),
+                )
+                .await
             }
             .await;
             match result {

@@ -45,6 +45,7 @@
 pub mod bindings;
 mod body;
 mod host;
+mod instance;
 mod linker;
 mod resources;
 mod service;
