@@ -8,6 +8,10 @@
 # times, and prints the median of the pairs' ratios: this machine's speed drifts by
 # tens of percent between rows a minute apart, which a single pair of rows shows as
 # a ratio anywhere between 0.34x and 0.52x.
+# Last, the WASI 0.3 guests (the C p3-hello and the componentize-py hello, built by
+# the interop suite into its cache): PAIRS alternating 5 s rounds of `wasmtime serve`
+# and `wasi-http serve`, both at their defaults, with the medians of each host's rows
+# and of the rounds' ratios. Set P3_ONLY=1 for just these rows.
 # Usage: benches/compare.sh [SECONDS] [CONNS] [REUSE] [PAIRS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +75,7 @@ row() {
 }
 
 : > "$OUT/rows"
+if [ -z "${P3_ONLY:-}" ]; then
 row "native hyper hello" wrk -- $REL/hello-origin "127.0.0.1:$PORT"
 if has_wasmtime48; then
   row "wasmtime hello fresh" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "$HELLO"
@@ -129,3 +134,51 @@ median_ratio() {
 }
 median_ratio native
 median_ratio wasmtime
+fi
+
+# --- WASI 0.3 guests: alternating rounds of both hosts at their defaults -----------
+P3_HELLO=guests/wasm/p3-hello.wasm
+PY3_HELLO=$(bash interop/run.sh --built py3 hello) || { echo "could not build the py3 hello guest" >&2; exit 1; }
+# WASI 0.3 is on by default in wasmtime 48; asked for anyway, with the cli
+# interfaces componentize-py's guests import.
+WASMTIME_P3=(-Scli -Sp3 -Wcomponent-model-async)
+# alternate LABEL GUEST: PAIRS rounds, each wasmtime then wasi-http, into $OUT/alt.
+alternate() {
+  local label=$1 guest=$2
+  for _ in $(seq "$PAIRS"); do
+    if has_wasmtime48; then
+      ROWS=$OUT/alt DURATION=5 row "$label|wasmtime" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "${WASMTIME_P3[@]}" "$guest"
+    fi
+    ROWS=$OUT/alt DURATION=5 row "$label|wasi-http" wrk -- $BIN serve --addr "127.0.0.1:$PORT" "$guest"
+  done
+}
+: > "$OUT/alt"
+alternate "C p3-hello" "$P3_HELLO"
+alternate "py3 hello" "$PY3_HELLO"
+echo
+echo "WASI 0.3 guests: wrk -t2 -c$CONNS, $PAIRS alternating 5 s rounds per guest, both hosts at defaults"
+echo "(rps, p50, p99: medians of the rounds; peak RSS: the largest; ratio: median of the rounds' rps ratios)"
+printf '%-12s %-10s %9s %9s %9s %9s %14s\n' "guest" "host" "rps" "p50" "p99" "peak RSS" "vs wasmtime"
+awk -F'|' '
+  # wrk prints latencies as 850.00us, 1.23ms or 1.05s.
+  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
+  function median(list, n,    a, i, j, v, k) {
+    k = split(list, a, " ")
+    for (i = 2; i <= k; i++) { v = a[i] + 0; j = i - 1; while (j > 0 && a[j] + 0 > v) { a[j + 1] = a[j]; j-- } a[j + 1] = v }
+    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  {
+    key = $1 "|" $2
+    if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+    rps[key] = rps[key] " " $3; p50[key] = p50[key] " " ms($4); p99[key] = p99[key] " " ms($5)
+    r = $6 + 0; if (r > rss[key]) rss[key] = r
+    if ($2 == "wasmtime") last[$1] = $3
+    if ($2 == "wasi-http" && last[$1] > 0) ratios[$1] = ratios[$1] " " $3 / last[$1]
+  }
+  END {
+    for (i = 1; i <= n; i++) {
+      split(order[i], k, "|")
+      ratio = (k[2] == "wasi-http" && ratios[k[1]] != "") ? sprintf("%.2fx", median(ratios[k[1]])) : "-"
+      printf "%-12s %-10s %9.0f %7.2fms %7.2fms %6dMiB %14s\n", k[1], k[2], median(rps[order[i]]), median(p50[order[i]]), median(p99[order[i]]), rss[order[i]], ratio
+    }
+  }' "$OUT/alt"

@@ -4,7 +4,8 @@
 # times per server: native hyper echoing the body (`hello-origin` /__echo), `wasmtime
 # serve` 48 (when installed) and `wasi-http serve`, all loaded by `stream-client` (a
 # lean hyper client, so the load tool takes little of the shared cores); then
-# wasi-http again with curl uploading a tmpfs file. Prints one table: median, min
+# both again with the WASI 0.3 echo guest (p3-echo); then wasi-http with the 0.2
+# guest and curl uploading a tmpfs file. Prints one table: median, min
 # and max of the round-trip throughput (GB/s = 10^9 bytes/s), server peak RSS and
 # the median's ratio to native.
 # Usage: benches/echo-stream.sh [MiB] [TRIPS]
@@ -21,6 +22,7 @@ OUT=$(mktemp -d)
 FILE=$(mktemp -p /dev/shm 2>/dev/null || mktemp)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT" "$FILE"' EXIT
 ECHO=guests/wasm/echo.wasm
+ECHO_P3=guests/wasm/p3-echo.wasm
 
 # row NAME PATH CLIENT(lean|curl) -- server command...
 row() {
@@ -56,17 +58,22 @@ else
   echo "(cargo install wasmtime-cli --version 48.0.8 --locked, ~25 min)" >&2
 fi
 row "wasi-http serve" / lean -- "$REL/wasi-http" serve "$ECHO" --addr "127.0.0.1:$PORT" --max-request-body 0 --no-access-log
+# WASI 0.3: the p3-echo guest pipes its request's stream<u8> into its response's.
+if has_wasmtime48; then
+  row "wasmtime serve 48 (0.3)" / lean -- wasmtime serve --addr "127.0.0.1:$PORT" -Sp3 -Wcomponent-model-async "$ECHO_P3"
+fi
+row "wasi-http serve (0.3)" / lean -- "$REL/wasi-http" serve "$ECHO_P3" --addr "127.0.0.1:$PORT" --max-request-body 0 --no-access-log
 head -c "$BYTES" /dev/zero > "$FILE"
 row "wasi-http serve" / curl -- "$REL/wasi-http" serve "$ECHO" --addr "127.0.0.1:$PORT" --max-request-body 0 --no-access-log
 rm -f "$FILE"
 
 echo
 echo "echo $MIB MiB, $TRIPS trips per row (GB/s = 10^9 bytes/s)"
-printf '| %-20s | %-6s | %-11s | %-8s | %-8s | %-13s | %-9s |\n' server client "median GB/s" "min" "max" "server peak RSS" "vs native"
-printf '|%s|\n' "----------------------|--------|-------------|----------|----------|-----------------|-----------"
+printf '| %-24s | %-6s | %-11s | %-8s | %-8s | %-13s | %-9s |\n' server client "median GB/s" "min" "max" "server peak RSS" "vs native"
+printf '|%s|\n' "--------------------------|--------|-------------|----------|----------|-----------------|-----------"
 awk -F'|' '
   { split($3, s, " "); name[NR]=$1; client[NR]=$2; med[NR]=s[1]; lo[NR]=s[2]; hi[NR]=s[3]; rss[NR]=$4
     if ($1 == "native hyper echo") native = s[1] }
   END { for (i = 1; i <= NR; i++)
-          printf "| %-20s | %-6s | %-11s | %-8s | %-8s | %-15s | %-9s |\n", name[i], client[i], med[i], lo[i], hi[i], rss[i],
+          printf "| %-24s | %-6s | %-11s | %-8s | %-8s | %-15s | %-9s |\n", name[i], client[i], med[i], lo[i], hi[i], rss[i],
                  (native > 0 ? sprintf("%.2fx", med[i] / native) : "-") }' "$OUT/rows"

@@ -42,8 +42,12 @@ if [ "$(node -p "require('$CACHE/js/node_modules/@bytecodealliance/jco/package.j
     npm install --prefix "$CACHE/js" --no-audit --no-fund \
       "@bytecodealliance/jco@$JCO_VERSION" "@bytecodealliance/preview2-shim@$SHIM_VERSION" >/dev/null || exit 1
 fi
-log "building wasi-http (release)"
-cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin || exit 1
+# `interop/run.sh --built KIND NAME` prints the path of one built guest (building it
+# if needed) and exits: the benchmarks use the same guests and cache.
+if [ "${1:-}" != --built ]; then
+  log "building wasi-http (release)"
+  cargo build --release -q -p wasi-http-cli -p test-support --bin wasi-http --bin hello-origin || exit 1
+fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVE=$TARGET/release/wasi-http
 
@@ -62,7 +66,9 @@ built() {
     py) src=interop/py/$name/app.py ;;
     js) src=interop/js/$name/app.js ;;
     py3) src=interop/py3/$name/app.py ;;
+    *) echo "unknown guest kind \`$kind\` (expected c, py, js or py3)" >&2; return 1 ;;
   esac
+  [ -f "$src" ] || { echo "no guest source $src" >&2; return 1; }
   if [ "$kind" = py3 ]; then
     key=$( (cat "$src" "$P3_WIT"/world.wit "$P3_WIT"/deps/*.wit; echo "$P3_WORLD $PY_VERSION") |
       sha256sum | cut -c1-16)
@@ -87,6 +93,11 @@ built() {
   fi
   echo "$out"
 }
+if [ "${1:-}" = --built ]; then
+  [ $# -eq 3 ] || { echo "usage: interop/run.sh --built c|py|js|py3 NAME" >&2; exit 2; }
+  built "$2" "$3"
+  exit
+fi
 
 # --- checks -----------------------------------------------------------------------
 PASSED=0

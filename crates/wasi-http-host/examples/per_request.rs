@@ -4,14 +4,14 @@
 //! instructions per request, which stay stable where wall-clock numbers on a
 //! shared machine do not. The component's WASI version is detected: a 0.2 proxy
 //! gets `p2::ProxyService`, a 0.3 service `p3::Service` (which always reuses).
+//! Built without the `p3` feature (`--no-default-features --features p2`), it
+//! measures what a 0.2-only embedder pays: Wasmtime without its async ABI.
 //!
 //! Usage: per_request COMPONENT N [reuse]
 
 use http_body_util::BodyExt;
 use wasi_http_core::{Handler, RequestContext};
-use wasi_http_host::{
-    AnyService, ComponentKind, EngineConfig, GuestOutput, InstanceReuse, ServiceConfig,
-};
+use wasi_http_host::{AnyService, EngineConfig, GuestOutput, InstanceReuse, ServiceConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -33,9 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.instance_reuse = Some(InstanceReuse::new(u32::MAX));
     }
     let service = match kind {
-        ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
-            &engine, &component, config,
-        )?),
+        #[cfg(feature = "p3")]
+        wasi_http_host::ComponentKind::HttpP3 { .. } => AnyService::P3(
+            wasi_http_host::p3::Service::new(&engine, &component, config)?,
+        ),
         _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
             &engine, &component, config,
         )?),
