@@ -24,3 +24,12 @@ has_wasmtime48() {
 
 # Where cargo puts release binaries (honours CARGO_TARGET_DIR).
 REL="${CARGO_TARGET_DIR:-target}/release"
+
+# post_script FILE: a wrk script that POSTs 1 KiB bodies (the echo rows).
+post_script() {
+  cat > "$1" <<'EOF'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["content-type"] = "application/octet-stream"
+EOF
+}

@@ -31,11 +31,7 @@ PORT=18095
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-cat > "$OUT/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = string.rep("x", 1024)
-wrk.headers["content-type"] = "application/octet-stream"
-EOF
+post_script "$OUT/post.lua"
 
 # row NAME KIND(wrk|wrk-post|h2) -- server command...: starts it, loads it, stops it.
 row() {

@@ -162,8 +162,10 @@ impl Compute {
     /// A run of ticks at most this far apart is one stretch of computing.
     const GAP: Duration = Duration::from_millis(25);
     /// Computing this long without a break makes the instance busy.
+    #[cfg(feature = "p3")]
     const BUSY: Duration = Duration::from_millis(30);
 
+    #[cfg(feature = "p3")]
     pub(crate) fn new() -> Arc<Compute> {
         Arc::new(Compute {
             origin: Instant::now(),
@@ -186,6 +188,7 @@ impl Compute {
     }
 
     /// Whether the guest is computing now, and has been for a while.
+    #[cfg(feature = "p3")]
     pub(crate) fn is_busy(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let now = self.millis(Instant::now());
