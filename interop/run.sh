@@ -28,6 +28,9 @@ PY_VERSION=0.25.1
 JCO_VERSION=1.35.0
 SHIM_VERSION=0.26.0 # 0.26.1 breaks `jco componentize` ("failed to get path metadata")
 mkdir -p "$CACHE/build"
+# `--built` mode prints only the guest's path on stdout: everything else (toolchain
+# installs, build logs) goes to stderr.
+if [ "${1:-}" = --built ]; then exec 3>&1 1>&2; fi
 started=$(date +%s)
 log() { echo "[$(( $(date +%s) - started ))s] $*"; }
 
@@ -95,7 +98,7 @@ built() {
 }
 if [ "${1:-}" = --built ]; then
   [ $# -eq 3 ] || { echo "usage: interop/run.sh --built c|py|js|py3 NAME" >&2; exit 2; }
-  built "$2" "$3"
+  built "$2" "$3" >&3
   exit
 fi
 
