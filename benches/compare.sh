@@ -8,10 +8,13 @@
 # times, and prints the median of the pairs' ratios: this machine's speed drifts by
 # tens of percent between rows a minute apart, which a single pair of rows shows as
 # a ratio anywhere between 0.34x and 0.52x.
-# Last, the WASI 0.3 guests (the C p3-hello and the componentize-py hello, built by
-# the interop suite into its cache): PAIRS alternating 5 s rounds of `wasmtime serve`
-# and `wasi-http serve`, both at their defaults, with the medians of each host's rows
-# and of the rounds' ratios. Set P3_ONLY=1 for just these rows.
+# Last, the guests people deploy, built by the interop suite into its cache: the WASI
+# 0.3 C p3-hello and componentize-py hello, and the WASI 0.2 componentize-py and
+# jco hello and echo (1 KiB POST bodies), fresh and with instance reuse: PAIRS
+# alternating 5 s rounds of `wasmtime serve` and `wasi-http serve`, both at their
+# defaults otherwise, with the medians of each host's rows and of the rounds' ratios.
+# ONLY=c, ONLY=p3 or ONLY=guests runs one part (the C 0.2 table, the 0.3 rows, the
+# Python and JavaScript 0.2 rows); P3_ONLY=1 is ONLY=p3.
 # Usage: benches/compare.sh [SECONDS] [CONNS] [REUSE] [PAIRS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ DURATION=${1:-10}
 CONNS=${2:-64}
 REUSE=${3:-128}
 PAIRS=${4:-5}
+ONLY=${ONLY:-${P3_ONLY:+p3}}
 HELLO=guests/wasm/hello.wasm
 ECHO=guests/wasm/echo.wasm
 
@@ -71,7 +75,7 @@ row() {
 }
 
 : > "$OUT/rows"
-if [ -z "${P3_ONLY:-}" ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = c ]; then
 row "native hyper hello" wrk -- $REL/hello-origin "127.0.0.1:$PORT"
 if has_wasmtime48; then
   row "wasmtime hello fresh" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "$HELLO"
@@ -132,29 +136,48 @@ median_ratio native
 median_ratio wasmtime
 fi
 
-# --- WASI 0.3 guests: alternating rounds of both hosts at their defaults -----------
-P3_HELLO=guests/wasm/p3-hello.wasm
-PY3_HELLO=$(bash interop/run.sh --built py3 hello) || { echo "could not build the py3 hello guest" >&2; exit 1; }
+# --- guests people deploy: alternating rounds of both hosts ------------------------
 # WASI 0.3 is on by default in wasmtime 48; asked for anyway, with the cli
 # interfaces componentize-py's guests import.
 WASMTIME_P3=(-Scli -Sp3 -Wcomponent-model-async)
-# alternate LABEL GUEST: PAIRS rounds, each wasmtime then wasi-http, into $OUT/alt.
+# alternate LABEL KIND GUEST [WASMTIME-ARGS...] -- [WASI-HTTP-ARGS...]: PAIRS rounds,
+# each wasmtime then wasi-http, into $OUT/alt.
 alternate() {
-  local label=$1 guest=$2
+  local label=$1 kind=$2 guest=$3 theirs=() ours=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do theirs+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  ours=("$@")
   for _ in $(seq "$PAIRS"); do
     if has_wasmtime48; then
-      ROWS=$OUT/alt DURATION=5 row "$label|wasmtime" wrk -- wasmtime serve --addr "127.0.0.1:$PORT" "${WASMTIME_P3[@]}" "$guest"
+      ROWS=$OUT/alt DURATION=5 row "$label|wasmtime" "$kind" -- wasmtime serve --addr "127.0.0.1:$PORT" "${theirs[@]}" "$guest"
     fi
-    ROWS=$OUT/alt DURATION=5 row "$label|wasi-http" wrk -- $BIN serve --addr "127.0.0.1:$PORT" "$guest"
+    ROWS=$OUT/alt DURATION=5 row "$label|wasi-http" "$kind" -- $BIN serve --addr "127.0.0.1:$PORT" "${ours[@]}" "$guest"
   done
 }
+built() { bash interop/run.sh --built "$1" "$2" || { echo "could not build the $1 $2 guest" >&2; exit 1; }; }
 : > "$OUT/alt"
-alternate "C p3-hello" "$P3_HELLO"
-alternate "py3 hello" "$PY3_HELLO"
+if [ -z "$ONLY" ] || [ "$ONLY" = p3 ]; then
+  PY3_HELLO=$(built py3 hello)
+  alternate "C p3-hello" wrk guests/wasm/p3-hello.wasm "${WASMTIME_P3[@]}"
+  alternate "py3 hello" wrk "$PY3_HELLO" "${WASMTIME_P3[@]}"
+fi
+if [ -z "$ONLY" ] || [ "$ONLY" = guests ]; then
+  for lang in py js; do
+    hello=$(built $lang hello)
+    echo=$(built $lang echo)
+    alternate "$lang hello fresh" wrk "$hello"
+    alternate "$lang hello reuse" wrk "$hello" --max-instance-reuse-count "$REUSE" -- --instance-reuse "$REUSE"
+    alternate "$lang echo fresh" wrk-post "$echo"
+    alternate "$lang echo reuse" wrk-post "$echo" --max-instance-reuse-count "$REUSE" -- --instance-reuse "$REUSE"
+  done
+fi
+[ -s "$OUT/alt" ] || exit 0
 echo
-echo "WASI 0.3 guests: wrk -t2 -c$CONNS, $PAIRS alternating 5 s rounds per guest, both hosts at defaults"
-echo "(rps, p50, p99: medians of the rounds; peak RSS: the largest; ratio: median of the rounds' rps ratios)"
-printf '%-12s %-10s %9s %9s %9s %9s %14s\n' "guest" "host" "rps" "p50" "p99" "peak RSS" "vs wasmtime"
+echo "Guests people deploy: wrk -t2 -c$CONNS, $PAIRS alternating 5 s rounds per row, both hosts at defaults"
+echo "(reuse: $REUSE requests per instance on both; echo: 1 KiB POST bodies; rps, p50, p99: medians"
+echo "of the rounds; peak RSS: the largest; ratio: median of the rounds' rps ratios)"
+printf '%-16s %-10s %9s %9s %9s %9s %14s\n' "guest" "host" "rps" "p50" "p99" "peak RSS" "vs wasmtime"
 awk -F'|' '
   # wrk prints latencies as 850.00us, 1.23ms or 1.05s.
   function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
@@ -175,6 +198,6 @@ awk -F'|' '
     for (i = 1; i <= n; i++) {
       split(order[i], k, "|")
       ratio = (k[2] == "wasi-http" && ratios[k[1]] != "") ? sprintf("%.2fx", median(ratios[k[1]])) : "-"
-      printf "%-12s %-10s %9.0f %7.2fms %7.2fms %6dMiB %14s\n", k[1], k[2], median(rps[order[i]]), median(p50[order[i]]), median(p99[order[i]]), rss[order[i]], ratio
+      printf "%-16s %-10s %9.0f %7.2fms %7.2fms %6dMiB %14s\n", k[1], k[2], median(rps[order[i]]), median(p50[order[i]]), median(p99[order[i]]), rss[order[i]], ratio
     }
   }' "$OUT/alt"

@@ -218,6 +218,36 @@ pub fn free_addr() -> String {
     listener.local_addr().expect("addr").to_string()
 }
 
+/// A loopback port bound but never listening: connecting to it is refused for as
+/// long as this value lives, and no other test can take the port meanwhile (a port
+/// merely found free can be reused by a parallel test's server).
+pub struct RefusingPort {
+    _socket: tokio::net::TcpSocket,
+    /// `127.0.0.1:PORT`.
+    pub addr: std::net::SocketAddr,
+}
+
+impl RefusingPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn new() -> RefusingPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        RefusingPort {
+            _socket: socket,
+            addr,
+        }
+    }
+}
+
+impl Default for RefusingPort {
+    fn default() -> Self {
+        RefusingPort::new()
+    }
+}
+
 /// Runs `bin serve ARGS` expecting it to fail at startup; returns its stderr.
 pub fn serve_failure(bin: &str, args: &[&str]) -> String {
     let output = Command::new(bin)

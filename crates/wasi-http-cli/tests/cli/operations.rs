@@ -485,7 +485,8 @@ async fn idle_reusable_instances_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_answers_5xx_as_usual_keeps_instance_reuse() {
     let origin = test_support::Origin::echo(None).await;
-    let closed = test_support::free_addr();
+    let refusing = test_support::RefusingPort::new();
+    let closed = refusing.addr;
     let server = ServeProcess::spawn(
         BIN,
         &[

@@ -99,12 +99,9 @@ both!(
         // Unresolvable name (RFC 6761 `.invalid`).
         let r = fetch(guest, "http://no-such-host.invalid/", &[]).await;
         assert_eq!(r.header("x-error"), "DNS-error");
-        // Connection refused: a port nobody listens on any more.
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let r = fetch(guest, &format!("http://127.0.0.1:{port}/"), &[]).await;
+        // Connection refused: a port bound by nobody listening.
+        let refusing = test_support::RefusingPort::new();
+        let r = fetch(guest, &format!("http://{}/", refusing.addr), &[]).await;
         assert_eq!(r.header("x-error"), "connection-refused");
     }
 );
