@@ -3,8 +3,9 @@
 # instantiation costs beyond instructions (copy-on-write faults each take a TLB
 # shootdown, an interrupt to every core running the process, slow in a VM), which
 # callgrind cannot see. Starts `BIN serve [ARGS...] GUEST`, loads it with wrk -t2
-# -c64 for SECONDS, and counts with `perf stat`'s software events (they work where
-# the hardware counters are not supported) over the middle of the run.
+# -c64 (CONNS=N for another) for SECONDS, and counts with `perf stat`'s software events (they work where
+# the hardware counters are not supported) over the middle of the run. POST=1 sends
+# 1 KiB POST bodies (the echo guests). BIN may be `wasmtime` (same `serve` syntax).
 # Usage: benches/faults.sh BIN GUEST [SECONDS] [-- SERVE-ARGS...]
 # e.g.   benches/faults.sh target/release/wasi-http "$(bash interop/run.sh --built py3 hello)"
 set -euo pipefail
@@ -26,7 +27,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 pid=$!
 wait_port "127.0.0.1:$PORT"
 curl -sf "http://127.0.0.1:$PORT/" >/dev/null || { echo "warm-up request failed" >&2; exit 1; }
-wrk -t2 -c64 -d"$((SECONDS_ + 2))s" --latency "http://127.0.0.1:$PORT/" > "$OUT/wrk" &
+script=()
+if [ -n "${POST:-}" ]; then post_script "$OUT/post.lua"; script=(-s "$OUT/post.lua"); fi
+wrk -t2 -c"${CONNS:-64}" -d"$((SECONDS_ + 2))s" --latency "${script[@]}" "http://127.0.0.1:$PORT/" > "$OUT/wrk" &
 load=$!
 sleep 1
 perf stat -x, -e page-faults,context-switches,cpu-clock -p "$pid" -o "$OUT/stat" -- sleep "$SECONDS_" >/dev/null 2>&1
