@@ -163,50 +163,76 @@ impl ProxyService {
                 .reaper
                 .start(&self.inner, reuse.idle_timeout, ServiceInner::expire_idle);
         }
-        let mut instance = self.inner.take_idle().unwrap_or_else(|| Instance {
-            store: crate::service::new_store(&self.inner.engine, config, &cx.id),
-            proxy: None,
-            served: 0,
-            idle_since: Instant::now(),
-            last_ok: Arc::new(AtomicBool::new(false)),
-        });
-        prepare(&mut instance.store, &self.inner.engine, config, &cx.id);
         let timeout = config.request_timeout;
-        let (req, out, receiver) = {
-            let mut view = instance.store.data_mut().http();
-            let req = match view.new_incoming_request(cx.scheme.clone(), request) {
-                Ok(req) => req,
-                Err(IncomingRequestError::HeadersTooLarge) => {
-                    return error_response(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot create incoming-request");
-                    return error_response(http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-            };
-            match view.new_response_outparam() {
-                Ok((out, rx)) => (req, out, rx),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot create response-outparam");
-                    return error_response(http::StatusCode::SERVICE_UNAVAILABLE);
-                }
-            }
-        };
         let inner = self.inner.clone();
-        // Reused after a request it answered well: a server error now is the
-        // instance's reuse failing, not the guest's ordinary behaviour.
-        let reused_after_success = instance.served > 0 && instance.last_ok.load(Ordering::Relaxed);
-        let last_ok = instance.last_ok.clone();
-        let out_rep = out.rep();
         let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
+        let (setup_tx, setup_rx) = oneshot::channel::<Result<Setup, http::Response<HostBody>>>();
         let RequestContext {
-            id, events, slot, ..
+            id,
+            scheme,
+            events,
+            slot,
+            ..
         } = cx;
         let id_for_log = id.clone();
         let task = tokio::spawn(async move {
             // Held until the guest is done (or stopped): the slot and the gauge.
             let _slot = slot;
             let _in_flight = InFlight::new(events.clone());
+            // The instance is taken when the task first runs, not when the request
+            // arrives: requests arriving together would each take one (a new one
+            // when none is idle) before any of them ran, though the instances
+            // freed by the first would serve the rest. For a Python guest that is
+            // ~15 MiB of memory per request arriving at once.
+            let config = &inner.config;
+            let mut instance = inner.take_idle().unwrap_or_else(|| Instance {
+                store: crate::service::new_store(&inner.engine, config, &id),
+                proxy: None,
+                served: 0,
+                idle_since: Instant::now(),
+                last_ok: Arc::new(AtomicBool::new(false)),
+            });
+            prepare(&mut instance.store, &inner.engine, config, &id);
+            let created = {
+                let mut view = instance.store.data_mut().http();
+                match view.new_incoming_request(scheme, request) {
+                    Ok(req) => view.new_response_outparam().map(|(out, rx)| (req, out, rx)),
+                    Err(IncomingRequestError::HeadersTooLarge) => {
+                        let _ = setup_tx.send(Err(error_response(
+                            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        )));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot create incoming-request");
+                        let _ = setup_tx
+                            .send(Err(error_response(http::StatusCode::SERVICE_UNAVAILABLE)));
+                        return;
+                    }
+                }
+            };
+            let (req, out, receiver) = match created {
+                Ok(created) => created,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create response-outparam");
+                    let _ =
+                        setup_tx.send(Err(error_response(http::StatusCode::SERVICE_UNAVAILABLE)));
+                    return;
+                }
+            };
+            // Reused after a request it answered well: a server error now is the
+            // instance's reuse failing, not the guest's ordinary behaviour.
+            let reused_after_success =
+                instance.served > 0 && instance.last_ok.load(Ordering::Relaxed);
+            let setup = Setup {
+                receiver,
+                reused_after_success,
+                last_ok: instance.last_ok.clone(),
+            };
+            if setup_tx.send(Ok(setup)).is_err() {
+                return;
+            }
+            let out_rep = out.rep();
             let result = async {
                 if instance.proxy.is_none() {
                     let started = Instant::now();
@@ -263,6 +289,18 @@ impl ProxyService {
         // Stops the guest if this future is dropped (the client went away) before
         // the response; afterwards the response body carries it.
         let guard = GuestTask(Some(task.abort_handle()));
+        let Setup {
+            receiver,
+            reused_after_success,
+            last_ok,
+        } = match setup_rx.await {
+            Ok(Ok(setup)) => setup,
+            Ok(Err(response)) => return response,
+            Err(_) => {
+                tracing::error!(request_id = %id_for_log, "guest task ended before taking its request");
+                return error_response(http::StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
         let response = response(receiver, trap_rx, guard, timeout).await;
         let server_error = response.status().is_server_error();
         last_ok.store(!server_error, Ordering::Relaxed);
@@ -285,6 +323,13 @@ impl Handler for ProxyService {
     {
         ProxyService::handle(self, request, cx)
     }
+}
+
+/// What a request's task hands back once it has its instance and guest request.
+struct Setup {
+    receiver: ResponseReceiver,
+    reused_after_success: bool,
+    last_ok: Arc<AtomicBool>,
 }
 
 /// The guest's response, or the error response its failure calls for.

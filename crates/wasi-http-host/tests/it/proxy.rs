@@ -371,3 +371,35 @@ impl BodySender {
         let _ = self.0.send(Ok(Frame::data(data))).await;
     }
 }
+
+/// Counts instantiations.
+#[derive(Default)]
+struct Instantiations(std::sync::atomic::AtomicUsize);
+
+impl wasi_http_core::ServiceEvents for Instantiations {
+    fn instantiated(&self, _elapsed: Duration) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Requests arriving together take an instance when their guest task starts, not
+/// when they arrive: the instances freed by the first serve the rest, instead of one
+/// new instance (and its memory) per request that arrived at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_requests_arriving_together_share_reused_instances() {
+    let mut config = config();
+    config.instance_reuse = Some(wasi_http_host::InstanceReuse::new(1000));
+    let svc = service_with("hello", config);
+    let events = std::sync::Arc::new(Instantiations::default());
+    let calls = (0..32).map(|_| {
+        let mut cx = wasi_http_core::RequestContext::new(http::uri::Scheme::HTTP);
+        cx.events = Some(events.clone());
+        let response = wasi_http_core::Handler::handle(&svc, get("http://localhost/", &[]), cx);
+        async move { test_support::collect(response.await).await.expect("body") }
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status, 200);
+    }
+    let n = events.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n <= 8, "{n} instances for 32 requests on 2 threads");
+}
