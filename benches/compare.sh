@@ -55,7 +55,7 @@ row() {
       out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "${script[@]}" "$url")
       # Successful responses per second: a host that answers errors fast (as
       # wasmtime serve does to a reused ComponentizeJS instance) gets no credit.
-      rps=$(awk '/requests in/ { n = $1; secs = $4 + 0 } /Non-2xx/ { bad = $NF }
+      rps=$(awk '/requests in/ { n = $1; secs = $4 + 0; if ($4 ~ /m,?$/) secs *= 60 } /Non-2xx/ { bad = $NF }
         END { if (secs > 0) printf "%.0f", (n - bad) / secs }' <<<"$out")
       p50=$(awk '$1=="50%" {print $2}' <<<"$out")
       p99=$(awk '$1=="99%" {print $2}' <<<"$out")

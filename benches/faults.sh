@@ -3,9 +3,10 @@
 # instantiation costs beyond instructions (copy-on-write faults each take a TLB
 # shootdown, an interrupt to every core running the process, slow in a VM), which
 # callgrind cannot see. Starts `BIN serve [ARGS...] GUEST`, loads it with wrk -t2
-# -c64 (CONNS=N for another) for SECONDS, and counts with `perf stat`'s software events (they work where
-# the hardware counters are not supported) over the middle of the run. POST=1 sends
-# 1 KiB POST bodies (the echo guests). BIN may be `wasmtime` (same `serve` syntax).
+# -c64 (CONNS=N for another) for SECONDS, and counts with `perf stat`'s software
+# events (they work where the hardware counters are not supported) over the middle
+# of the run. POST=1 sends 1 KiB POST bodies (the echo guests). BIN may be
+# `wasmtime` (same `serve` syntax).
 # Usage: benches/faults.sh BIN GUEST [SECONDS] [-- SERVE-ARGS...]
 # e.g.   benches/faults.sh target/release/wasi-http "$(bash interop/run.sh --built py3 hello)"
 set -euo pipefail

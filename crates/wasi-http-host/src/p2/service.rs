@@ -196,27 +196,26 @@ impl ProxyService {
             let created = {
                 let mut view = instance.store.data_mut().http();
                 match view.new_incoming_request(scheme, request) {
-                    Ok(req) => view.new_response_outparam().map(|(out, rx)| (req, out, rx)),
+                    Ok(req) => match view.new_response_outparam() {
+                        Ok((out, rx)) => Ok((req, out, rx)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot create response-outparam");
+                            Err(http::StatusCode::SERVICE_UNAVAILABLE)
+                        }
+                    },
                     Err(IncomingRequestError::HeadersTooLarge) => {
-                        let _ = setup_tx.send(Err(error_response(
-                            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        )));
-                        return;
+                        Err(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot create incoming-request");
-                        let _ = setup_tx
-                            .send(Err(error_response(http::StatusCode::SERVICE_UNAVAILABLE)));
-                        return;
+                        Err(http::StatusCode::SERVICE_UNAVAILABLE)
                     }
                 }
             };
             let (req, out, receiver) = match created {
                 Ok(created) => created,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot create response-outparam");
-                    let _ =
-                        setup_tx.send(Err(error_response(http::StatusCode::SERVICE_UNAVAILABLE)));
+                Err(status) => {
+                    let _ = setup_tx.send(Err(error_response(status)));
                     return;
                 }
             };
