@@ -27,6 +27,14 @@
  *                    body "informational: <ok|error-code name>\n"
  *   /fresh-only      200 "fresh\n" on an instance's first request, 500 on any
  *                    later one (a guest that breaks under instance reuse)
+ *   /fresh-only-silent  on an instance's first request: reads the request
+ *                    body and answers 200 "fresh: <body>"; on any later one
+ *                    returns without setting the response-outparam, having
+ *                    read nothing (as a ComponentizeJS guest does when reused)
+ *   /fresh-only-silent-read  the same, but a reused instance reads the whole
+ *                    request body before it returns without a response
+ *   /fresh-only-silent-send  the same, but a reused instance first starts an
+ *                    outgoing request (to 127.0.0.1:9) and drops its future
  *   /print           prints "guest says hello" on stdout, then 1 MiB of 'x'
  *                    lines on stderr, then 200 "printed\n"
  *   anything else    404 "unknown fault\n"
@@ -207,6 +215,79 @@ static void double_consume(wasi_http_types_borrow_incoming_request_t req,
     respond_built(out, &text, built);
 }
 
+/* Reads the whole request body into `text` (appended). False on any error. */
+static bool read_body(wasi_http_types_borrow_incoming_request_t req, buf_t *text) {
+    own_incoming_body_t body;
+    if (!wasi_http_types_method_incoming_request_consume(req, &body)) {
+        return false;
+    }
+    own_input_stream_t in;
+    bool ok = wasi_http_types_method_incoming_body_stream(wasi_http_types_borrow_incoming_body(body), &in);
+    if (ok) {
+        borrow_input_stream_t s = wasi_io_streams_borrow_input_stream(in);
+        for (;;) {
+            proxy_list_u8_t chunk;
+            const char *err = NULL;
+            read_status_t st = read_chunk(s, &chunk, &err);
+            if (st == READ_CLOSED) {
+                break;
+            }
+            if (st == READ_FAILED) {
+                ok = false;
+                break;
+            }
+            ok = buf_append(text, chunk.ptr, chunk.len);
+            proxy_list_u8_free(&chunk);
+            if (!ok) {
+                break;
+            }
+        }
+        wasi_io_streams_input_stream_drop_own(in);
+    }
+    wasi_http_types_incoming_body_drop_own(body);
+    return ok;
+}
+
+/* Starts a GET to 127.0.0.1:9 and drops it: an effect outside the instance. */
+static void send_and_forget(void) {
+    own_fields_t headers = wasi_http_types_constructor_fields();
+    wasi_http_types_own_outgoing_request_t r = wasi_http_types_constructor_outgoing_request(headers);
+    proxy_string_t authority = str_view("127.0.0.1:9");
+    wasi_http_types_scheme_t scheme = {.tag = WASI_HTTP_TYPES_SCHEME_HTTP};
+    wasi_http_types_borrow_outgoing_request_t rb = wasi_http_types_borrow_outgoing_request(r);
+    (void)wasi_http_types_method_outgoing_request_set_scheme(rb, &scheme);
+    (void)wasi_http_types_method_outgoing_request_set_authority(rb, &authority);
+    own_future_incoming_response_t fut;
+    error_code_t code;
+    if (wasi_http_outgoing_handler_handle(r, NULL, &fut, &code)) {
+        wasi_http_types_future_incoming_response_drop_own(fut);
+    } else {
+        wasi_http_types_error_code_free(&code);
+    }
+}
+
+typedef enum { WHEN_REUSED_NOTHING, WHEN_REUSED_READ, WHEN_REUSED_SEND } when_reused_t;
+
+/* An instance's first request is answered, every later one is not (see the
+ * list at the top); `when_reused`: what a reused instance does before giving up. */
+static void fresh_only_silent(wasi_http_types_borrow_incoming_request_t req,
+                              own_response_outparam_t out, when_reused_t when_reused) {
+    static int calls = 0;
+    buf_t text = {0};
+    if (calls++ == 0) {
+        bool built = buf_append_str(&text, "fresh: ") && read_body(req, &text);
+        respond_built(out, &text, built);
+        return;
+    }
+    if (when_reused == WHEN_REUSED_READ) {
+        (void)read_body(req, &text);
+        buf_free(&text);
+    } else if (when_reused == WHEN_REUSED_SEND) {
+        send_and_forget();
+    }
+    wasi_http_types_response_outparam_drop_own(out);
+}
+
 static void finish_live_stream(own_response_outparam_t out) {
     hdrs_t h = {0};
     out_body_t ob;
@@ -346,6 +427,12 @@ void exports_wasi_http_incoming_handler_handle(own_incoming_request_t request,
         } else {
             respond_text(response_out, 500, "reused\n");
         }
+    } else if (str_eq(path, len, "/fresh-only-silent")) {
+        fresh_only_silent(req, response_out, WHEN_REUSED_NOTHING);
+    } else if (str_eq(path, len, "/fresh-only-silent-read")) {
+        fresh_only_silent(req, response_out, WHEN_REUSED_READ);
+    } else if (str_eq(path, len, "/fresh-only-silent-send")) {
+        fresh_only_silent(req, response_out, WHEN_REUSED_SEND);
     } else if (str_eq(path, len, "/print")) {
         print(response_out);
     } else if (str_eq(path, len, "/alloc-abort")) {

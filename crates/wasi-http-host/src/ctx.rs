@@ -15,6 +15,24 @@ use wasi_http_core::{Limits, WasiHttpHooks};
 pub struct WasiHttpCtx {
     pub(crate) limits: Limits,
     pub(crate) hooks: Arc<dyn WasiHttpHooks>,
+    /// Outgoing requests the guest has started (handed to the hooks): a failed
+    /// attempt that started none can be served again without repeating an effect.
+    pub(crate) started: u64,
+    /// How the guest answered its current request (0.2: set by
+    /// `response-outparam.set`; the service resets it per request).
+    pub(crate) answer: Answer,
+}
+
+/// How a guest answered a request, as its service sees it when the call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Answer {
+    /// Not (yet): no response was set.
+    #[default]
+    None,
+    /// A response below 500.
+    Fine,
+    /// A 5xx response, or an error code.
+    Failed,
 }
 
 impl Default for WasiHttpCtx {
@@ -39,6 +57,8 @@ impl WasiHttpCtx {
         WasiHttpCtx {
             limits: limits.normalized(),
             hooks,
+            started: 0,
+            answer: Answer::None,
         }
     }
 

@@ -63,6 +63,7 @@ pub(crate) fn handle(
         None => Default::default(),
     };
     let hooks = view.ctx.hooks.clone();
+    view.ctx.started += 1;
 
     let method = req
         .method

@@ -15,7 +15,9 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{Proxy, ProxyPre};
 use super::{GuestResponseError, HostResponseOutparam, IncomingRequestError, ResponseReceiver};
+use crate::ctx::Answer;
 use crate::service::is_interrupt;
+use crate::service::replay::Replayable;
 use crate::{GuestState, ServiceConfig, ServiceError, WasiHttpView};
 
 /// Serves a `wasi:http/proxy` component: each request gets a fresh instance, or
@@ -34,6 +36,11 @@ struct ServiceInner {
     /// Set once a reused instance failed where a fresh one had succeeded: the guest
     /// is not safe to reuse, so every request gets a fresh instance from then on.
     reuse_unsafe: AtomicBool,
+    /// Set once a reused instance answered (below 500) after an earlier success:
+    /// instances of this guest can be reused. Until then one is on trial at a time.
+    reuse_proven: AtomicBool,
+    /// Whether a reused instance is on trial now (see [`Trial`]).
+    on_trial: AtomicBool,
     reaper: wasi_http_core::reaper::Once,
 }
 
@@ -43,9 +50,21 @@ struct Instance {
     proxy: Option<Proxy>,
     served: u32,
     idle_since: Instant,
-    /// Whether this instance's latest response was not a server error; written by
-    /// the request future once the response is known.
-    last_ok: Arc<AtomicBool>,
+    /// Whether this instance's latest request was answered below 500.
+    last_ok: bool,
+}
+
+impl Instance {
+    /// A new store, to be instantiated by its first request.
+    fn fresh(inner: &ServiceInner, request_id: &Arc<str>) -> Self {
+        Instance {
+            store: crate::service::new_store(&inner.engine, &inner.config, request_id),
+            proxy: None,
+            served: 0,
+            idle_since: Instant::now(),
+            last_ok: false,
+        }
+    }
 }
 
 impl ServiceInner {
@@ -64,12 +83,34 @@ impl ServiceInner {
         }
     }
 
-    /// An idle instance to reuse (the most recently used one).
-    fn take_idle(&self) -> Option<Instance> {
+    /// Whether instances may be reused but none has proven it yet: requests then
+    /// may meet the instance on trial.
+    fn reuse_unproven(&self) -> bool {
+        self.config.instance_reuse.is_some()
+            && !self.reuse_proven.load(Ordering::Acquire)
+            && !self.reuse_unsafe.load(Ordering::Relaxed)
+    }
+
+    /// An idle instance to reuse (the most recently used one). Until reuse is
+    /// proven, only one reused instance at a time serves (on trial): the other
+    /// requests get fresh ones, so a guest that breaks when reused fails once.
+    fn take_idle(self: &Arc<Self>) -> Option<(Instance, Option<Trial>)> {
         if self.config.instance_reuse.is_none() || self.reuse_unsafe.load(Ordering::Relaxed) {
             return None;
         }
-        self.idle.lock().ok()?.pop()
+        if self.reuse_proven.load(Ordering::Acquire) {
+            return self.idle.lock().ok()?.pop().map(|i| (i, None));
+        }
+        if self.on_trial.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // Made before the pop, so that the flag is cleared on every way out.
+        let trial = Trial {
+            inner: self.clone(),
+            passed: false,
+        };
+        let instance = self.idle.lock().ok()?.pop()?;
+        Some((instance, Some(trial)))
     }
 
     /// Drops the instances idle for longer than `idle_timeout` (run by the reaper,
@@ -140,6 +181,8 @@ impl ProxyService {
                 config,
                 idle: Mutex::new(Vec::new()),
                 reuse_unsafe: AtomicBool::new(false),
+                reuse_proven: AtomicBool::new(false),
+                on_trial: AtomicBool::new(false),
                 reaper: wasi_http_core::reaper::Once::new(),
             }),
         })
@@ -165,8 +208,17 @@ impl ProxyService {
         }
         let timeout = config.request_timeout;
         let inner = self.inner.clone();
-        let (trap_tx, trap_rx) = oneshot::channel::<wasmtime::Error>();
-        let (setup_tx, setup_rx) = oneshot::channel::<Result<Setup, http::Response<HostBody>>>();
+        // Until an instance has served a second request, the request may meet the
+        // reused instance on trial: its body is recorded so that it can be replayed.
+        let incoming = if inner.reuse_unproven() {
+            let (kept, request) = Replayable::record(request.map(wasi_http_core::body::boxed));
+            Incoming::Recorded(request, Box::new(kept))
+        } else {
+            Incoming::Plain(request)
+        };
+        let (mut ended_tx, ended_rx) = oneshot::channel::<Ended>();
+        let (setup_tx, setup_rx) =
+            oneshot::channel::<Result<ResponseReceiver, http::Response<HostBody>>>();
         let RequestContext {
             id,
             scheme,
@@ -185,31 +237,20 @@ impl ProxyService {
             // freed by the first would serve the rest. For a Python guest that is
             // ~15 MiB of memory per request arriving at once.
             let config = &inner.config;
-            let mut instance = inner.take_idle().unwrap_or_else(|| Instance {
-                store: crate::service::new_store(&inner.engine, config, &id),
-                proxy: None,
-                served: 0,
-                idle_since: Instant::now(),
-                last_ok: Arc::new(AtomicBool::new(false)),
-            });
+            let (mut instance, trial) = match inner.take_idle() {
+                Some((instance, trial)) => (instance, trial),
+                None => (Instance::fresh(&inner, &id), None),
+            };
             prepare(&mut instance.store, &inner.engine, config, &id);
-            let created = {
-                let mut view = instance.store.data_mut().http();
-                match view.new_incoming_request(scheme, request) {
-                    Ok(req) => match view.new_response_outparam() {
-                        Ok((out, rx)) => Ok((req, out, rx)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot create response-outparam");
-                            Err(http::StatusCode::SERVICE_UNAVAILABLE)
-                        }
-                    },
-                    Err(IncomingRequestError::HeadersTooLarge) => {
-                        Err(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot create incoming-request");
-                        Err(http::StatusCode::SERVICE_UNAVAILABLE)
-                    }
+            // Reused after a request it answered well: a failure now is the
+            // instance's reuse failing, not the guest's ordinary behaviour.
+            let reused_after_success = instance.served > 0 && instance.last_ok;
+            let (created, mut replay) = match incoming {
+                Incoming::Plain(request) => (create(&mut instance, scheme.clone(), request), None),
+                Incoming::Recorded(request, kept) => {
+                    let replayable = trial.is_some() && reused_after_success;
+                    let created = create(&mut instance, scheme.clone(), request);
+                    (created, replayable.then_some(kept))
                 }
             };
             let (req, out, receiver) = match created {
@@ -219,46 +260,54 @@ impl ProxyService {
                     return;
                 }
             };
-            // Reused after a request it answered well: a server error now is the
-            // instance's reuse failing, not the guest's ordinary behaviour.
-            let reused_after_success =
-                instance.served > 0 && instance.last_ok.load(Ordering::Relaxed);
-            let setup = Setup {
-                receiver,
-                reused_after_success,
-                last_ok: instance.last_ok.clone(),
-            };
-            if setup_tx.send(Ok(setup)).is_err() {
+            if setup_tx.send(Ok(receiver)).is_err() {
                 return;
             }
-            let out_rep = out.rep();
-            let result = async {
-                if instance.proxy.is_none() {
-                    let started = Instant::now();
-                    // Boxed: instantiation's future is large and needed once per instance;
-                    // inline, it would more than double every request's task (1.5 KiB
-                    // against 0.6), which is allocated and moved on each spawn.
-                    let proxy = Box::pin(inner.pre.instantiate_async(&mut instance.store)).await?;
-                    if let Some(events) = &events {
-                        events.instantiated(started.elapsed());
-                    }
-                    instance.proxy = Some(proxy);
-                }
-                let Instance { store, proxy, .. } = &mut instance;
-                let proxy = proxy
-                    .as_ref()
-                    .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
-                // Boxed: with the component model's async ABI compiled in (for 0.3),
-                // Wasmtime's call future carries its concurrent path too, and inline
-                // it doubles the task that every request spawns (moved on each spawn).
-                Box::pin(
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(store, req, out),
-                )
-                .await
+            let started = instance.store.data().http.started;
+            let mut out_rep = out.rep();
+            let mut result = run(&inner, &mut instance, req, out, &events).await;
+            let deadline = |result: &wasmtime::Result<()>| matches!(result, Err(e) if is_interrupt(e) && timeout.is_some());
+            let answer = instance.store.data().http.answer;
+            instance.last_ok = answer == Answer::Fine;
+            if reused_after_success && answer != Answer::Fine {
+                inner.reuse_failed(&id);
             }
-            .await;
+            if let Some(mut trial) = trial {
+                trial.passed = answer == Answer::Fine;
+            }
+            // The trial dropped its request without an effect outside the instance:
+            // serve it again on a fresh one.
+            let quiet = instance.store.data().http.started == started;
+            if let Some(kept) = replay
+                .take()
+                .filter(|_| answer == Answer::None && quiet && !deadline(&result))
+            {
+                if let Some(request) = kept.replay() {
+                    tracing::warn!(
+                        request_id = %id,
+                        "the reused instance on trial returned no response and sent no \
+                         request: serving the request again on a fresh instance"
+                    );
+                    // Dropping the instance drops its outparam: the waiter sees no
+                    // response and waits for the retry.
+                    instance = Instance::fresh(&inner, &id);
+                    prepare(&mut instance.store, &inner.engine, config, &id);
+                    let Ok((req, out, receiver)) = create(&mut instance, scheme, request) else {
+                        return;
+                    };
+                    let (tx, rx) = oneshot::channel::<Ended>();
+                    if std::mem::replace(&mut ended_tx, tx)
+                        .send(Ended::Retry(receiver, rx))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    out_rep = out.rep();
+                    result = run(&inner, &mut instance, req, out, &events).await;
+                    instance.last_ok = instance.store.data().http.answer == Answer::Fine;
+                }
+            }
+            let at_deadline = deadline(&result);
             match result {
                 // Only an instance that ended its request cleanly is kept: a guest
                 // that returned still holding its response-outparam would keep that
@@ -272,41 +321,30 @@ impl ProxyService {
                 Err(e) => {
                     // Logged here, not by the waiter: a trap after the response started
                     // (the body is then aborted) has nobody waiting for it.
-                    let deadline = is_interrupt(&e) && timeout.is_some();
-                    if deadline {
+                    if at_deadline {
                         tracing::warn!(request_id = %id, "guest exceeded the request timeout and was stopped");
                     } else {
                         tracing::error!(request_id = %id, error = ?e, "guest trapped");
                     }
                     if let Some(events) = &events {
-                        events.trapped(deadline);
+                        events.trapped(at_deadline);
                     }
-                    let _ = trap_tx.send(e);
+                    let _ = ended_tx.send(Ended::Trapped(e));
                 }
             }
         });
         // Stops the guest if this future is dropped (the client went away) before
         // the response; afterwards the response body carries it.
         let guard = GuestTask(Some(task.abort_handle()));
-        let Setup {
-            receiver,
-            reused_after_success,
-            last_ok,
-        } = match setup_rx.await {
-            Ok(Ok(setup)) => setup,
+        let receiver = match setup_rx.await {
+            Ok(Ok(receiver)) => receiver,
             Ok(Err(response)) => return response,
             Err(_) => {
                 tracing::error!(request_id = %id_for_log, "guest task ended before taking its request");
                 return error_response(http::StatusCode::INTERNAL_SERVER_ERROR);
             }
         };
-        let response = response(receiver, trap_rx, guard, timeout).await;
-        let server_error = response.status().is_server_error();
-        last_ok.store(!server_error, Ordering::Relaxed);
-        if reused_after_success && server_error {
-            self.inner.reuse_failed(&id_for_log);
-        }
-        response
+        response(receiver, ended_rx, guard, timeout).await
     }
 }
 
@@ -324,43 +362,148 @@ impl Handler for ProxyService {
     }
 }
 
-/// What a request's task hands back once it has its instance and guest request.
-struct Setup {
-    receiver: ResponseReceiver,
-    reused_after_success: bool,
-    last_ok: Arc<AtomicBool>,
+/// The request as the service received it, or (while reuse is unproven) with its
+/// body recorded for a replay.
+enum Incoming<B> {
+    Plain(http::Request<B>),
+    // Boxed: it would double the size of every request's task.
+    Recorded(http::Request<HostBody>, Box<Replayable>),
 }
 
-/// The guest's response, or the error response its failure calls for.
+/// How a guest's task ended when its waiter has no response: it trapped, or the
+/// request is being served again (its new response receiver, and how that ends).
+enum Ended {
+    Trapped(wasmtime::Error),
+    Retry(ResponseReceiver, oneshot::Receiver<Ended>),
+}
+
+/// The one reused instance on trial while reuse is unproven for a guest; it
+/// passes (proving reuse) or fails when dropped.
+struct Trial {
+    inner: Arc<ServiceInner>,
+    passed: bool,
+}
+
+impl Drop for Trial {
+    fn drop(&mut self) {
+        if self.passed {
+            self.inner.reuse_proven.store(true, Ordering::Release);
+        }
+        self.inner.on_trial.store(false, Ordering::Release);
+    }
+}
+
+/// The guest's request and response-outparam in `instance`'s table, and the
+/// receiver of its response; or the status a failure to make them calls for.
+fn create<B>(
+    instance: &mut Instance,
+    scheme: http::uri::Scheme,
+    request: http::Request<B>,
+) -> Result<
+    (
+        Resource<super::HostIncomingRequest>,
+        Resource<HostResponseOutparam>,
+        ResponseReceiver,
+    ),
+    http::StatusCode,
+>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<ErrorCode>,
+{
+    let mut view = instance.store.data_mut().http();
+    let status = match view.new_incoming_request(scheme, request) {
+        Ok(req) => match view.new_response_outparam() {
+            Ok((out, rx)) => return Ok((req, out, rx)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create response-outparam");
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
+        },
+        Err(IncomingRequestError::HeadersTooLarge) => {
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create incoming-request");
+            http::StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    Err(status)
+}
+
+/// Runs the guest's handler for one request, instantiating first if needed.
+async fn run(
+    inner: &ServiceInner,
+    instance: &mut Instance,
+    req: Resource<super::HostIncomingRequest>,
+    out: Resource<HostResponseOutparam>,
+    events: &Option<Arc<dyn wasi_http_core::ServiceEvents>>,
+) -> wasmtime::Result<()> {
+    if instance.proxy.is_none() {
+        let started = Instant::now();
+        // Boxed: instantiation's future is large and needed once per instance;
+        // inline, it would more than double every request's task (1.5 KiB
+        // against 0.6), which is allocated and moved on each spawn.
+        let proxy = Box::pin(inner.pre.instantiate_async(&mut instance.store)).await?;
+        if let Some(events) = events {
+            events.instantiated(started.elapsed());
+        }
+        instance.proxy = Some(proxy);
+    }
+    let Instance { store, proxy, .. } = instance;
+    let proxy = proxy
+        .as_ref()
+        .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
+    // Boxed: with the component model's async ABI compiled in (for 0.3),
+    // Wasmtime's call future carries its concurrent path too, and inline
+    // it doubles the task that every request spawns (moved on each spawn).
+    Box::pin(
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(store, req, out),
+    )
+    .await
+}
+
+/// The guest's response (on a fresh instance if its request was served again),
+/// or the error response its failure calls for.
 async fn response(
-    receiver: ResponseReceiver,
-    trap_rx: oneshot::Receiver<wasmtime::Error>,
+    mut receiver: ResponseReceiver,
+    mut ended: oneshot::Receiver<Ended>,
     guard: GuestTask,
     timeout: Option<Duration>,
 ) -> http::Response<HostBody> {
-    match receiver.await {
-        Ok(response) => {
-            response.map(|body| http_body_util::BodyExt::boxed_unsync(Watched::new(body, guard)))
-        }
-        // Answered at once: the guest may still be running after `set`.
-        Err(GuestResponseError::ErrorCode(code)) => {
-            tracing::warn!(error = %code, "guest responded with an error code");
-            error_response(code.status())
-        }
-        Err(GuestResponseError::NotSet) => {
-            // The outparam is gone, almost always because the guest's call ended;
-            // its error (if any) says which status fits.
-            match tokio::time::timeout(Duration::from_secs(1), trap_rx).await {
-                Ok(Ok(trap)) if is_interrupt(&trap) && timeout.is_some() => {
-                    error_response(http::StatusCode::GATEWAY_TIMEOUT)
-                }
-                Ok(Ok(_)) => error_response(http::StatusCode::INTERNAL_SERVER_ERROR),
-                _ => {
-                    tracing::error!("guest returned without setting a response");
-                    error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
+    loop {
+        let response = match receiver.await {
+            Ok(response) => response
+                .map(|body| http_body_util::BodyExt::boxed_unsync(Watched::new(body, guard))),
+            // Answered at once: the guest may still be running after `set`.
+            Err(GuestResponseError::ErrorCode(code)) => {
+                tracing::warn!(error = %code, "guest responded with an error code");
+                error_response(code.status())
+            }
+            Err(GuestResponseError::NotSet) => {
+                // The outparam is gone, almost always because the guest's call
+                // ended; how it ended says which status fits.
+                match tokio::time::timeout(Duration::from_secs(1), ended).await {
+                    Ok(Ok(Ended::Retry(next, next_ended))) => {
+                        (receiver, ended) = (next, next_ended);
+                        continue;
+                    }
+                    Ok(Ok(Ended::Trapped(trap))) if is_interrupt(&trap) && timeout.is_some() => {
+                        error_response(http::StatusCode::GATEWAY_TIMEOUT)
+                    }
+                    Ok(Ok(Ended::Trapped(_))) => {
+                        error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                    _ => {
+                        tracing::error!("guest returned without setting a response");
+                        error_response(http::StatusCode::INTERNAL_SERVER_ERROR)
+                    }
                 }
             }
-        }
+        };
+        return response;
     }
 }
 
@@ -372,6 +515,7 @@ fn prepare(
     request_id: &Arc<str>,
 ) {
     let state = store.data_mut();
+    state.http.answer = Answer::None;
     state.deadline = config.request_timeout.map(|t| Instant::now() + t);
     if let Some(budget) = &state.output {
         budget.reset(request_id.clone());

@@ -475,6 +475,7 @@ impl<T: WasiHttpView + Send + 'static> super::bindings::http::client::HostWithSt
         let (outgoing, hooks, limits) = accessor.with(|mut access| {
             let view = access.get();
             let request = view.table.delete(request)?;
+            view.ctx.started += 1;
             let hooks = view.ctx.hooks.clone();
             let limits = view.ctx.limits.clone();
             let outgoing = request.into_outgoing(&*hooks)?;

@@ -4,6 +4,7 @@
 //! readied for a request.
 
 mod guest_output;
+pub(crate) mod replay;
 
 pub use self::guest_output::GuestOutput;
 pub(crate) use self::guest_output::{Budget, LogSink};
@@ -134,7 +135,7 @@ impl std::error::Error for ServiceError {}
 /// configured environment), HTTP, limits, the deadline, guest output.
 pub struct GuestState {
     wasi: WasiCtx,
-    http: WasiHttpCtx,
+    pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     limits: StoreLimits,
     /// Past this the guest is stopped (the epoch callback traps it).

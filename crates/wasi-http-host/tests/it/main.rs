@@ -9,4 +9,5 @@ mod linking;
 mod outbound;
 mod pool;
 mod proxy;
+mod reuse;
 mod sync_api;

@@ -374,7 +374,7 @@ impl BodySender {
 
 /// Counts instantiations.
 #[derive(Default)]
-struct Instantiations(std::sync::atomic::AtomicUsize);
+pub(crate) struct Instantiations(pub(crate) std::sync::atomic::AtomicUsize);
 
 impl wasi_http_core::ServiceEvents for Instantiations {
     fn instantiated(&self, _elapsed: Duration) {
@@ -401,5 +401,5 @@ async fn p2_requests_arriving_together_share_reused_instances() {
         assert_eq!(r.status, 200);
     }
     let n = events.0.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(n <= 8, "{n} instances for 32 requests on 2 threads");
+    assert!(n <= 12, "{n} instances for 32 requests on 2 threads");
 }

@@ -69,6 +69,10 @@ impl types::HostResponseOutparam for WasiHttpCtxView<'_> {
             Ok(r) => Ok(self.table.delete(r)?.into_http(&self.ctx.limits)),
             Err(code) => Err(code.into()),
         };
+        self.ctx.answer = match &response {
+            Ok(r) if !r.status().is_server_error() => crate::ctx::Answer::Fine,
+            _ => crate::ctx::Answer::Failed,
+        };
         param.deliver(response);
         Ok(())
     }
