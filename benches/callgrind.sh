@@ -5,7 +5,8 @@
 # and N2 requests and divides the difference, which cancels startup; only what runs
 # inside the example's `block_on` is counted, so compilation (on rayon threads, in
 # an order that varies) never is.
-# Rows: the 0.2 hello guest fresh and with reuse, the 0.3 p3-hello guest (0.3
+# Rows: the 0.2 hello guest fresh (memory copied in, the default, and mapped
+# copy-on-write) and with reuse, the 0.3 p3-hello guest (0.3
 # instances always serve many requests). With --p2-only, the 0.2 rows again from a
 # build without the `p3` feature: Wasmtime without its component-model-async ABI,
 # what an embedder who links only 0.2 pays (a second Wasmtime build, ~15 min cold).
@@ -37,6 +38,7 @@ measure() { # LABEL GUEST [reuse]
 printf '%-36s %16s\n' "path" "instructions/req"
 cargo build --release -q --locked -p wasi-http-host --example per_request
 measure "0.2 hello, fresh instance" guests/wasm/hello.wasm
+PER_REQUEST_COW=1 measure "0.2 hello, fresh, memory mapped (CoW)" guests/wasm/hello.wasm
 measure "0.2 hello, instance reuse" guests/wasm/hello.wasm reuse
 measure "0.3 p3-hello (instances reused)" guests/wasm/p3-hello.wasm
 if [ -n "$P2_ONLY" ]; then

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or("usage: per_request COMPONENT N [reuse]")?;
+        .ok_or("usage: [PER_REQUEST_COW=1] per_request COMPONENT N [reuse]")?;
     let n: u32 = args.next().ok_or("missing N")?.parse()?;
     let reuse = args.next().as_deref() == Some("reuse");
 
@@ -25,6 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kind = wasi_http_host::detect(&bytes)?;
     let mut engine_config = EngineConfig::default();
     kind.configure(&mut engine_config);
+    // PER_REQUEST_COW=1: guest memory mapped copy-on-write instead of copied in.
+    if std::env::var_os("PER_REQUEST_COW").is_some_and(|v| v == "1") {
+        engine_config.memory_init_cow = true;
+    }
     let (engine, _pooling) = wasi_http_host::new_engine(&engine_config)?;
     let component = wasmtime::component::Component::new(&engine, &bytes)?;
     let mut config = ServiceConfig::default();

@@ -20,10 +20,12 @@ pub struct WasiHttpCtx {
     pub(crate) started: u64,
     /// How the guest answered its current request (0.2: set by
     /// `response-outparam.set`; the service resets it per request).
+    #[cfg_attr(not(feature = "p2"), allow(dead_code))]
     pub(crate) answer: Answer,
 }
 
 /// How a guest answered a request, as its service sees it when the call ends.
+#[cfg_attr(not(feature = "p2"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Answer {
     /// Not (yet): no response was set.

@@ -4,6 +4,8 @@
 //! readied for a request.
 
 mod guest_output;
+// Only 0.2 reuse replays a request (a 0.3 instance is never on trial).
+#[cfg(feature = "p2")]
 pub(crate) mod replay;
 
 pub use self::guest_output::GuestOutput;
