@@ -19,10 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod dns;
+mod h2raw;
 mod process;
 mod raw;
 mod tls;
 pub use dns::*;
+pub use h2raw::*;
 pub use process::*;
 pub use raw::*;
 pub use tls::*;
@@ -231,16 +233,26 @@ where
 }
 
 /// Sends one request over a new HTTP/1.1 (or, with `h2`, HTTP/2 prior-knowledge)
-/// connection to `addr` and collects the response.
+/// connection to `addr` and collects the response. Over HTTP/1.1 a request
+/// without `Host` gets its URI's authority there, as every real client sends it.
 pub async fn send<B>(
     addr: SocketAddr,
-    request: Request<B>,
+    mut request: Request<B>,
     h2: bool,
 ) -> Result<Collected, hyper::Error>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if !h2 && !request.headers().contains_key(http::header::HOST) {
+        if let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+    }
     let stream = TcpStream::connect(addr).await.expect("connect");
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(stream);
@@ -258,9 +270,20 @@ where
     }
 }
 
-/// A `GET` to `uri` with optional extra headers, over HTTP/1.1.
+/// A `GET` to `uri` with optional extra headers (and `Host`, the URI's authority,
+/// unless given), over HTTP/1.1.
 pub fn get(uri: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let mut builder = Request::get(uri);
+    let given = |n: &str| headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(n));
+    if let Some(authority) = uri
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().cloned())
+    {
+        if !given("host") {
+            builder = builder.header(http::header::HOST, authority.as_str());
+        }
+    }
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }

@@ -20,16 +20,37 @@ impl ServeProcess {
 
     /// Like [`spawn`](Self::spawn) with `RUST_LOG` set to `filter`.
     pub fn spawn_logging(bin: &str, args: &[&str], filter: &str) -> ServeProcess {
-        ServeProcess::spawn_full(bin, args, filter, &[])
+        ServeProcess::spawn_full(&[], bin, args, filter, &[])
     }
 
     /// Like [`spawn`](Self::spawn) with these environment variables set.
     pub fn spawn_with_env(bin: &str, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
-        ServeProcess::spawn_full(bin, args, "info", env)
+        ServeProcess::spawn_full(&[], bin, args, "info", env)
     }
 
-    fn spawn_full(bin: &str, args: &[&str], filter: &str, env: &[(&str, &str)]) -> ServeProcess {
-        let mut child = Command::new(bin)
+    /// Like [`spawn`](Self::spawn) with at most `limit` open file descriptors
+    /// (soft and hard, through util-linux's `prlimit`).
+    pub fn spawn_with_fd_limit(bin: &str, args: &[&str], limit: u32) -> ServeProcess {
+        let nofile = format!("--nofile={limit}:{limit}");
+        ServeProcess::spawn_full(&["prlimit", &nofile, "--"], bin, args, "info", &[])
+    }
+
+    fn spawn_full(
+        wrapper: &[&str],
+        bin: &str,
+        args: &[&str],
+        filter: &str,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("serve")
             .args(args)
             .args(["--addr", "127.0.0.1:0"])

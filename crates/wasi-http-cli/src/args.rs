@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::ValueHint;
 use wasi_http_client as client;
 
+use wasi_http_config::{parse_dns_server, parse_duration, parse_memory, parse_size};
+
 use crate::logging::LogFormat;
 
 #[derive(clap::Args)]
@@ -69,13 +71,23 @@ pub(crate) struct ServeArgs {
     /// Longest a request waits for a free slot before 503.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) queue_timeout: Duration,
-    /// Longest time to receive a request head (and, with TLS, the handshake);
-    /// past it the connection is closed.
+    /// Longest time to receive a request head (HTTP/1.1) or header block
+    /// (HTTP/2), and on a new connection its first request (with TLS, the
+    /// handshake too); past it the connection is closed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) header_read_timeout: Duration,
-    /// Close a connection idle (no request, no traffic) for this long.
+    /// Close a connection with no request in progress, started or ended for this
+    /// long (pings and trickled bytes do not count).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub(crate) idle_timeout: Duration,
+    /// Longest a response may wait for the client to take its next bytes (a client
+    /// that stops reading, or keeps an HTTP/2 window shut); past it the response
+    /// is aborted and its guest stopped (`0`: no limit).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) response_write_timeout: Duration,
+    /// Most requests open at once on one HTTP/2 connection.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) max_streams_per_connection: u32,
     /// Largest request header section; beyond it, 431.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub(crate) max_header_bytes: u64,
@@ -313,58 +325,6 @@ pub(crate) fn tls_options(args: &OutboundArgs) -> Result<client::TlsOptions> {
         tracing::warn!("outgoing HTTPS accepts any server certificate (--danger-outbound-accept-invalid-certs)");
     }
     Ok(tls)
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in `{s}` (use ms, s or m)")),
-    }
-}
-
-pub(crate) fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .or_else(|_| {
-            s.parse::<std::net::IpAddr>()
-                .map(|ip| SocketAddr::new(ip, 53))
-        })
-        .map_err(|_| format!("invalid DNS server `{s}` (use IP or IP:PORT)"))
-}
-
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("invalid size `{s}`"))?;
-    let mult: u64 = match unit {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size unit in `{s}` (use B, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size `{s}` too large"))
-}
-
-pub(crate) fn parse_memory(s: &str) -> Result<usize, String> {
-    let bytes = parse_size(s)?;
-    if bytes > 4 << 30 {
-        return Err(format!("size `{s}` exceeds wasm32's 4GiB"));
-    }
-    usize::try_from(bytes).map_err(|_| format!("size `{s}` too large for this machine"))
 }
 
 impl OutboundArgs {

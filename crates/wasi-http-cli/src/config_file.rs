@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, ValueHint};
+use wasi_http_config::{Setting, SettingValue};
 
 use crate::Cli;
 
@@ -21,8 +22,8 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Cli> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let settings = wasi_http_config::parse_settings(&text)
+        .with_context(|| format!("parsing {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let command = Cli::command();
     let serve_command = command
@@ -30,7 +31,7 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Cli> {
         .context("internal: no serve command")?;
     let mut from_file: Vec<OsString> = Vec::new();
     let mut component = None;
-    for (key, value) in &table {
+    for Setting { key, value } in settings {
         let arg = serve_command
             .get_arguments()
             .find(|a| {
@@ -43,20 +44,24 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Cli> {
         {
             continue; // the command line wins
         }
+        let values = match value {
+            SettingValue::Switch(on) if arg.get_action().takes_values() => vec![on.to_string()],
+            SettingValue::Switch(on) => {
+                if on {
+                    from_file.push(format!("--{key}").into());
+                }
+                continue;
+            }
+            SettingValue::Values(values) => values,
+            _ => bail!("{}: `{key}`: unsupported value", path.display()),
+        };
         let is_path = arg.get_value_hint() == ValueHint::FilePath;
-        let values = toml_values(key, value, path)?;
         let mut values = values.into_iter().map(|v| match is_path {
             true => base.join(v).into_os_string(),
             false => OsString::from(v),
         });
         if key == "component" {
             component = values.next_back();
-            continue;
-        }
-        if let toml::Value::Boolean(flag) = value {
-            if *flag {
-                from_file.push(format!("--{key}").into());
-            }
             continue;
         }
         for v in values {
@@ -75,30 +80,4 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Cli> {
     merged.extend(component);
     let matches = Cli::command().get_matches_from(merged);
     Ok(Cli::from_arg_matches(&matches)?)
-}
-
-/// A TOML value as the flag values it stands for.
-fn toml_values(key: &str, value: &toml::Value, path: &Path) -> Result<Vec<String>> {
-    Ok(match value {
-        toml::Value::String(s) => vec![s.clone()],
-        toml::Value::Integer(i) => vec![i.to_string()],
-        toml::Value::Float(f) => vec![f.to_string()],
-        toml::Value::Boolean(b) => vec![b.to_string()],
-        toml::Value::Array(items) => {
-            let mut out = Vec::new();
-            for item in items {
-                if matches!(item, toml::Value::Array(_) | toml::Value::Table(_)) {
-                    bail!("{}: `{key}` must be a list of plain values", path.display());
-                }
-                out.extend(toml_values(key, item, path)?);
-            }
-            out
-        }
-        toml::Value::Table(_) | toml::Value::Datetime(_) => {
-            bail!(
-                "{}: `{key}` must be a string, number, boolean or list",
-                path.display()
-            )
-        }
-    })
 }

@@ -22,6 +22,7 @@ macro_rules! say {
 mod args;
 mod component;
 mod config_file;
+mod fds;
 mod logging;
 mod run;
 mod serve;

@@ -130,12 +130,16 @@ fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result
             Some(wasi_http_server::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
     }
     config.workers = args.workers;
-    config.max_connections = args.max_connections;
+    config.max_connections =
+        crate::fds::max_connections(args.max_connections, args.metrics_addr.is_some());
     config.max_concurrent_requests = args.max_concurrent_requests;
     config.max_queued_requests = args.max_queued_requests;
     config.queue_timeout = args.queue_timeout;
     config.header_read_timeout = args.header_read_timeout;
     config.idle_timeout = args.idle_timeout;
+    config.response_write_timeout =
+        (!args.response_write_timeout.is_zero()).then_some(args.response_write_timeout);
+    config.max_streams_per_connection = args.max_streams_per_connection;
     config.max_header_bytes = usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX);
     config.max_request_body_bytes = (args.max_request_body > 0).then_some(args.max_request_body);
     config.request_body_timeout = args.request_body_timeout;

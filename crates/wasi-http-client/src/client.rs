@@ -430,29 +430,15 @@ impl ClientInner {
 
     /// The resolved addresses the policy lets us connect to; none is an error.
     fn permitted(&self, host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, ErrorCode> {
-        let mut blocked = None;
-        let permitted: Vec<SocketAddr> = addrs
-            .into_iter()
-            .filter(|addr| match self.config.policy.blocked_network(addr.ip()) {
-                Some(net) => {
-                    blocked = Some((addr.ip(), net));
-                    false
-                }
-                None => true,
-            })
-            .collect();
-        match (permitted.is_empty(), blocked) {
-            (true, Some((ip, net))) => {
-                tracing::warn!(
-                    %host, %ip, network = %net,
-                    "outbound request blocked: destination IP is in a blocked network \
-                     (allow it with ClientConfig.policy.allow_networks; \
-                     `wasi-http --allow-network {net}`)"
-                );
-                Err(ErrorCode::DestinationIpProhibited)
-            }
-            _ => Ok(permitted),
-        }
+        self.config.policy.permitted(addrs).map_err(|(ip, net)| {
+            tracing::warn!(
+                %host, %ip, network = %net,
+                "outbound request blocked: destination IP is in a blocked network \
+                 (allow it with ClientConfig.policy.allow_networks; \
+                 `wasi-http --allow-network {net}`)"
+            );
+            ErrorCode::DestinationIpProhibited
+        })
     }
 
     /// Sends `request` (absolute URI) on `sender` and waits for the response head.

@@ -136,7 +136,8 @@ pub fn merge_content_length(headers: &mut HeaderMap) -> Result<(), InvalidConten
     let first = values.next();
     let single = values.next().is_none() && first.is_none_or(|v| !v.as_bytes().contains(&b','));
     if single {
-        return Ok(());
+        // Nothing to merge; an invalid value is still an error.
+        return first.map_or(Ok(()), |v| parse_content_length(v).map(drop));
     }
     if let Some(n) = content_length(headers)? {
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));

@@ -67,7 +67,9 @@ pub fn outgoing_uri(
 }
 
 /// The authority of a request received by a server: the URI's (HTTP/2, or an
-/// absolute-form target), else the `Host` header (HTTP/1.1).
+/// absolute-form target), else the `Host` header (HTTP/1.1); only a valid one
+/// ([`valid_authority`]): a server checks it first with
+/// [`check_received_authority`].
 pub fn received_authority(parts: &http::request::Parts) -> Option<String> {
     parts
         .uri
@@ -80,6 +82,76 @@ pub fn received_authority(parts: &http::request::Parts) -> Option<String> {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         })
+        .filter(|a| valid_authority(a))
+}
+
+/// Why a request received from the network has no acceptable authority (the
+/// server answers `400 Bad Request` before any guest sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorityError {
+    /// HTTP/1.1 without `Host`, or HTTP/2 with neither `:authority` nor `Host`
+    /// (or a `CONNECT` without `:authority`).
+    Missing,
+    /// More than one `Host` header.
+    Duplicate,
+    /// A `Host` or `:authority` that is not `host[:port]` with a port that fits
+    /// in 16 bits (no spaces, slashes, user info or unclosed brackets).
+    Invalid,
+    /// HTTP/2 `:authority` and `Host` that name different authorities.
+    Conflicting,
+}
+
+impl std::fmt::Display for AuthorityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthorityError::Missing => "no Host header (HTTP/1.1) or :authority (HTTP/2)",
+            AuthorityError::Duplicate => "more than one Host header",
+            AuthorityError::Invalid => "invalid Host or :authority",
+            AuthorityError::Conflicting => ":authority and Host differ",
+        })
+    }
+}
+
+impl std::error::Error for AuthorityError {}
+
+/// Checks the authority of a request received from the network (RFC 9112 §3.2,
+/// RFC 9113 §8.3.1 and §8.5): HTTP/1.1 carries exactly one valid `Host`
+/// (HTTP/1.0 at most one); HTTP/2 a valid `:authority` or `Host`, the same if
+/// both, and `CONNECT` always `:authority`. An absolute-form HTTP/1.1 target's
+/// authority must be valid too.
+pub fn check_received_authority<B>(request: &http::Request<B>) -> Result<(), AuthorityError> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(AuthorityError::Duplicate);
+    }
+    let host = match host {
+        Some(value) => match value.to_str() {
+            Ok(host) if valid_authority(host) => Some(host),
+            _ => return Err(AuthorityError::Invalid),
+        },
+        None => None,
+    };
+    let target = request.uri().authority().map(|a| a.as_str());
+    if target.is_some_and(|a| !valid_authority(a)) {
+        return Err(AuthorityError::Invalid);
+    }
+    let h1 = request.version() <= http::Version::HTTP_11;
+    if h1 {
+        if host.is_none() && request.version() == http::Version::HTTP_11 {
+            return Err(AuthorityError::Missing);
+        }
+        return Ok(());
+    }
+    match (target, host) {
+        (None, _) if request.method() == http::Method::CONNECT => Err(AuthorityError::Missing),
+        (None, None) => Err(AuthorityError::Missing),
+        (Some(target), Some(host)) if !target.eq_ignore_ascii_case(host) => {
+            Err(AuthorityError::Conflicting)
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +176,9 @@ mod tests {
             "a b",
             "[::1",
             "::1:80",
+            "a/b",
+            "a.example:",
+            "a.example:-1",
         ] {
             assert!(!valid_authority(bad), "{bad}");
         }
@@ -118,6 +193,85 @@ mod tests {
         assert_eq!(
             outgoing_uri(None, None, None),
             Err(ErrorCode::HttpRequestUriInvalid)
+        );
+    }
+
+    #[test]
+    fn received_authorities_are_checked() {
+        use http::Version;
+        let req = |version: Version, method: &str, uri: &str, hosts: &[&[u8]]| {
+            let mut b = http::Request::builder()
+                .version(version)
+                .method(method)
+                .uri(uri);
+            for h in hosts {
+                b = b.header(
+                    http::header::HOST,
+                    http::HeaderValue::from_bytes(h).unwrap(),
+                );
+            }
+            b.body(()).unwrap()
+        };
+        let v11 = Version::HTTP_11;
+        let v2 = Version::HTTP_2;
+        let check = |r: &http::Request<()>| check_received_authority(r);
+        assert_eq!(check(&req(v11, "GET", "/", &[b"a.example"])), Ok(()));
+        assert_eq!(check(&req(v11, "GET", "/", &[b"a.example:8080"])), Ok(()));
+        assert_eq!(check(&req(v11, "GET", "/", &[b"[::1]:80"])), Ok(()));
+        assert_eq!(
+            check(&req(v11, "GET", "/", &[])),
+            Err(AuthorityError::Missing)
+        );
+        assert_eq!(
+            check(&req(v11, "GET", "/", &[b"a.example", b"b.example"])),
+            Err(AuthorityError::Duplicate)
+        );
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"u@a.example",
+            b"a.example:99999",
+            b"[::1",
+            b"",
+            b"\xff",
+        ] {
+            assert_eq!(
+                check(&req(v11, "GET", "/", &[bad])),
+                Err(AuthorityError::Invalid),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(check(&req(Version::HTTP_10, "GET", "/", &[])), Ok(()));
+        assert_eq!(
+            check(&req(Version::HTTP_10, "GET", "/", &[b"a b"])),
+            Err(AuthorityError::Invalid)
+        );
+        assert_eq!(
+            check(&req(v11, "GET", "http://a.example/x", &[b"a.example"])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&req(v11, "CONNECT", "a.example:443", &[b"a.example:443"])),
+            Ok(())
+        );
+        assert_eq!(check(&req(v2, "GET", "https://a.example/", &[])), Ok(()));
+        assert_eq!(check(&req(v2, "GET", "/", &[b"a.example"])), Ok(()));
+        assert_eq!(
+            check(&req(v2, "GET", "/", &[])),
+            Err(AuthorityError::Missing)
+        );
+        assert_eq!(
+            check(&req(v2, "CONNECT", "/", &[b"a.example:443"])),
+            Err(AuthorityError::Missing)
+        );
+        assert_eq!(
+            check(&req(v2, "GET", "https://a.example/", &[b"b.example"])),
+            Err(AuthorityError::Conflicting)
+        );
+        assert_eq!(
+            check(&req(v2, "GET", "https://a.example/", &[b"A.example"])),
+            Ok(())
         );
     }
 }

@@ -14,11 +14,13 @@
 #![forbid(unsafe_code)]
 
 mod batched_log;
+mod conn;
 mod metrics;
 mod respond;
 mod server;
+mod watchdog;
 
 pub use batched_log::{BatchedLog, BatchedLogWriter};
-pub use metrics::{serve_metrics, Metrics};
+pub use metrics::{serve_metrics, Metrics, METRICS_MAX_CONNECTIONS};
 pub use server::{Server, ServerConfig, ServerError};
 pub use wasi_http_client::server_tls_config;

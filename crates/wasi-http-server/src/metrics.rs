@@ -39,6 +39,7 @@ struct Inner {
     pub(crate) queued: Gauge,
     pub(crate) connections: Gauge,
     pub(crate) connections_rejected: Counter,
+    pub(crate) timeouts: Family<Labels, Counter>,
     pub(crate) instantiation: Histogram,
     pub(crate) traps: Counter,
     pub(crate) deadline_exceeded: Counter,
@@ -102,6 +103,13 @@ impl Metrics {
             "Connections closed at once because the connection limit was reached",
             connections_rejected.clone(),
         );
+        let timeouts = Family::<Labels, Counter>::default();
+        registry.register(
+            "client_timeouts",
+            "Connections closed or responses aborted because the client was too slow, \
+             by timeout (header_read, response_write)",
+            timeouts.clone(),
+        );
         let instantiation = Histogram::new(exponential_buckets(0.00001, 2.0, 16));
         registry.register(
             "instantiation_seconds",
@@ -131,6 +139,7 @@ impl Metrics {
                 queued,
                 connections,
                 connections_rejected,
+                timeouts,
                 instantiation,
                 traps,
                 deadline_exceeded,
@@ -180,6 +189,14 @@ impl Metrics {
 
     pub(crate) fn connection_rejected(&self) {
         self.inner.connections_rejected.inc();
+    }
+
+    /// A connection or response was cut off by a client timeout of this kind.
+    pub(crate) fn timed_out(&self, kind: &'static str) {
+        self.inner
+            .timeouts
+            .get_or_create(&[("timeout", kind)])
+            .inc();
     }
 
     /// Where services report guest events (in flight, instantiation, traps).
@@ -252,59 +269,80 @@ impl Collector for ClientCollector {
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` on `listener`
-/// until `shutdown` resolves.
+/// Connections the metrics listener keeps open at once; more are closed at
+/// once, so scrapers and probes can never take the file descriptors the main
+/// listener needs.
+pub const METRICS_MAX_CONNECTIONS: usize = 32;
+
+/// Serves `GET /metrics` (this registry, text exposition) and `GET /healthz` on
+/// `listener` until `shutdown` resolves. The listener gets the main server's
+/// protections, with smaller limits: at most [`METRICS_MAX_CONNECTIONS`]
+/// connections, the default header-read (10 s), idle (60 s) and response write
+/// timeouts, no request bodies, no access log.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    use http_body_util::Full;
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+    let config = crate::ServerConfig {
+        max_connections: METRICS_MAX_CONNECTIONS,
+        max_concurrent_requests: 8,
+        max_queued_requests: METRICS_MAX_CONNECTIONS,
+        queue_timeout: Duration::from_secs(5),
+        max_request_body_bytes: Some(0),
+        max_streams_per_connection: 4,
+        shutdown_timeout: Duration::from_secs(1),
+        access_log: false,
+        // The listener's own counters are not exported: they would count scrapes.
+        metrics: Metrics::new(None),
+        ..Default::default()
+    };
+    let shared = Arc::new(crate::server::Shared::new(config, Exposition(metrics)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(
+        crate::server::serve_listener(shared, listener, stop_rx),
+        stop
+    );
+}
+
+/// The metrics listener's handler.
+struct Exposition(Metrics);
+
+impl wasi_http_core::Handler for Exposition {
+    async fn handle<B>(
+        &self,
+        request: http::Request<B>,
+        _cx: wasi_http_core::RequestContext,
+    ) -> http::Response<wasi_http_core::HostBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasi_http_core::ErrorCode>,
+    {
+        let (status, content_type, body) = match (request.method(), request.uri().path()) {
+            (&http::Method::GET, "/metrics") => (
+                http::StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.0.encode(),
+            ),
+            (&http::Method::GET, "/healthz") => {
+                (http::StatusCode::OK, "text/plain", "ok\n".to_owned())
+            }
+            _ => (
+                http::StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found\n".to_owned(),
+            ),
         };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let (status, content_type, body) = match (req.method(), req.uri().path()) {
-                            (&http::Method::GET, "/metrics") => (
-                                http::StatusCode::OK,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                metrics.encode(),
-                            ),
-                            (&http::Method::GET, "/healthz") => {
-                                (http::StatusCode::OK, "text/plain", "ok\n".to_owned())
-                            }
-                            _ => (
-                                http::StatusCode::NOT_FOUND,
-                                "text/plain",
-                                "not found\n".to_owned(),
-                            ),
-                        };
-                        let mut response = http::Response::new(Full::new(bytes::Bytes::from(body)));
-                        *response.status_mut() = status;
-                        response.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static(content_type),
-                        );
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-        });
+        let mut response = http::Response::new(wasi_http_core::body::full(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+        response
     }
 }

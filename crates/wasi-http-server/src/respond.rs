@@ -17,7 +17,9 @@ use wasi_http_core::{
     RequestContext,
 };
 
-use crate::server::{Busy, Shared};
+use crate::conn::Busy;
+use crate::server::Shared;
+use crate::watchdog::Progress;
 
 /// Admission, limits, the handler, then the access log and metrics.
 pub(crate) async fn respond<H: Handler>(
@@ -37,6 +39,8 @@ pub(crate) async fn respond<H: Handler>(
         version: req.version(),
     };
     let response = admit_and_handle(shared, req, scheme, id).await;
+    // Found here, in the task that sends the response (HTTP/2: the stream's).
+    let progress = Progress::current();
     let status = response.status();
     config.metrics.answered(status, started.elapsed());
     response.map(|body| {
@@ -49,6 +53,7 @@ pub(crate) async fn respond<H: Handler>(
                 line: config.access_log.then_some(line),
                 status,
                 started,
+                progress,
                 _busy: busy,
             },
         )
@@ -72,6 +77,11 @@ async fn admit_and_handle<H: Handler>(
     if header_bytes > config.max_header_bytes {
         metrics.rejected("headers_too_large");
         return error_response(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    if let Err(e) = wasi_http_core::uri::check_received_authority(&req) {
+        tracing::debug!(error = %e, "request refused: bad authority");
+        metrics.rejected("invalid_authority");
+        return close_after(error_response(http::StatusCode::BAD_REQUEST));
     }
     // hyper has already refused an invalid or conflicting length; this is the
     // number it framed the body by.
@@ -222,16 +232,31 @@ struct AccessLog {
     line: Option<AccessLine>,
     status: http::StatusCode,
     started: Instant,
+    /// Where the response write timeout's watchdog sees this body's progress.
+    progress: Option<Arc<Progress>>,
     _busy: Busy,
 }
 
 impl BodyWatch for AccessLog {
     fn data(&mut self, len: usize) -> Result<(), ErrorCode> {
         self.bytes += len as u64;
+        if let Some(progress) = &self.progress {
+            progress.sent();
+        }
+        Ok(())
+    }
+
+    fn pending(&mut self, _cx: &mut Context<'_>) -> Result<(), ErrorCode> {
+        if let Some(progress) = &self.progress {
+            progress.asked();
+        }
         Ok(())
     }
 
     fn end(&mut self, end: BodyEnd<'_>) {
+        if let Some(progress) = &self.progress {
+            progress.asked();
+        }
         let outcome = match end {
             BodyEnd::Complete => "complete",
             BodyEnd::Failed(_) => "body error",

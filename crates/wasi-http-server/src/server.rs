@@ -9,21 +9,21 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use wasi_http_core::Handler;
 
+use crate::conn::{Activity, Busy, Overdue, Tracked};
 use crate::metrics::Metrics;
 use crate::respond::respond;
+use crate::watchdog::{Watchdog, WatchdogExecutor};
 
 /// Limits and protocol settings of a [`Server`]. Every limit has a production
 /// default; see each field.
@@ -46,13 +46,29 @@ pub struct ServerConfig {
     pub max_queued_requests: usize,
     /// Longest wait for a slot before `503`. Default: 10 s.
     pub queue_timeout: Duration,
-    /// Longest time from the first byte of a request head (or, on a new connection,
-    /// from accept, including the TLS handshake) to its last; past it the connection
-    /// is closed (slowloris). Default: 10 s.
+    /// Longest time from the first byte of a request head (HTTP/1.1) or header
+    /// block (HTTP/2), or on a new connection from accept (including the TLS
+    /// handshake) to its first request or HTTP/2 preface, to its last byte; past
+    /// it the connection is closed (slowloris). Default: 10 s.
     pub header_read_timeout: Duration,
-    /// An open connection with no request in progress and no traffic for this long
-    /// is closed gracefully. Default: 60 s.
+    /// An open connection with no request in progress and none started or ended
+    /// for this long is closed gracefully; bytes that start no request (HTTP/2
+    /// pings, a trickled head) do not keep it open. Default: 60 s.
     pub idle_timeout: Duration,
+    /// Longest a response may wait for the client to take its next bytes: an
+    /// HTTP/1.1 client that stops reading, or an HTTP/2 client that keeps a
+    /// stream's flow-control window (or the connection's socket) shut. Past it the
+    /// response is aborted (HTTP/1.1: the connection closes; HTTP/2: the stream is
+    /// reset, or the connection closed when its socket is stuck) and its guest
+    /// stopped, so a client that never reads cannot hold a guest slot. A guest
+    /// that is slow to write is not timed by this (see the request timeout). The
+    /// abort comes between one and two timeouts after the stall begins. `None`:
+    /// no limit. Default: 60 s.
+    pub response_write_timeout: Option<Duration>,
+    /// Most requests one HTTP/2 connection may have open at once (its
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`), so one connection cannot take every
+    /// guest slot. Default: 100.
+    pub max_streams_per_connection: u32,
     /// Largest request header section; past it `431`. Default: 64 KiB.
     pub max_header_bytes: usize,
     /// Largest request body, counted while it streams; past it the guest's body
@@ -81,6 +97,8 @@ impl Default for ServerConfig {
             queue_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            response_write_timeout: Some(Duration::from_secs(60)),
+            max_streams_per_connection: 100,
             max_header_bytes: 64 << 10,
             max_request_body_bytes: Some(100 << 20),
             request_body_timeout: Duration::from_secs(30),
@@ -252,12 +270,16 @@ pub(crate) struct Shared<H> {
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) queued: AtomicUsize,
     connections: AtomicUsize,
-    http: auto::Builder<TokioExecutor>,
+    http: auto::Builder<WatchdogExecutor>,
 }
 
 impl<H: Handler> Shared<H> {
     pub(crate) fn new(config: ServerConfig, handler: H) -> Self {
-        let mut http = auto::Builder::new(TokioExecutor::new());
+        // HTTP/2 stream tasks run under the response write timeout's watchdog.
+        let mut http = auto::Builder::new(WatchdogExecutor {
+            timeout: config.response_write_timeout,
+            metrics: config.metrics.clone(),
+        });
         // hyper's read buffer also carries request bodies, so it stays at least
         // hyper's default size (bigger reads, fewer guest calls); the header limit
         // itself is checked exactly per request below.
@@ -268,7 +290,7 @@ impl<H: Handler> Shared<H> {
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(250);
+            .max_concurrent_streams(config.max_streams_per_connection.max(1));
         Shared {
             tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
@@ -288,15 +310,17 @@ pub(crate) async fn serve_listener<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let tracker = tokio_util::task::TaskTracker::new();
+    let mut failures = AcceptFailures::default();
     loop {
         let (stream, peer) = tokio::select! {
             biased;
-            _ = stop.wait_for(|stop| *stop) => break,
+            () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Out of file descriptors and similar: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and similar: back off (the
+                    // connection waits in the backlog), keep serving.
+                    failures.failed(&e, listener.local_addr().ok());
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -308,12 +332,22 @@ pub(crate) async fn serve_listener<H: Handler>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let stop = stop.clone();
-        tracker.spawn(async move {
-            let _guard = guard;
-            serve_connection(shared, stream, peer, stop).await;
-        });
+        let connection = serve_connection(shared.clone(), stream, peer, stop.clone());
+        // An HTTP/1.1 connection's responses run in its task: its watchdog closes
+        // it when a response stalls (HTTP/2 streams have their own).
+        match shared.config.response_write_timeout {
+            Some(timeout) => {
+                let watched = Watchdog::new(connection, timeout, shared.config.metrics.clone());
+                tracker.spawn(async move {
+                    let _guard = guard;
+                    let _ = watched.await;
+                })
+            }
+            None => tracker.spawn(async move {
+                let _guard = guard;
+                connection.await;
+            }),
+        };
     }
     drop(listener);
     tracker.close();
@@ -323,6 +357,47 @@ pub(crate) async fn serve_listener<H: Handler>(
             ?timeout,
             "shutdown timeout reached; closing connections with requests still in flight"
         );
+    }
+}
+
+/// Resolves once `stop` turns true. The watch's borrow is dropped inside, so the
+/// futures that wait on it stay `Send` (the metrics listener runs on a
+/// multi-threaded runtime).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Failed accepts, logged at most once per 10 s (a server out of file
+/// descriptors fails every accept until a connection closes).
+#[derive(Default)]
+struct AcceptFailures {
+    since_log: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, error: &std::io::Error, addr: Option<SocketAddr>) {
+        self.since_log += 1;
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        let fds = if error.raw_os_error() == Some(24) || error.raw_os_error() == Some(23) {
+            " (out of file descriptors: raise the limit with `ulimit -n`, or lower \
+             --max-connections)"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            ?addr,
+            %error,
+            failures = self.since_log,
+            "accepting connections failed{fds}; retrying every 50 ms"
+        );
+        self.since_log = 0;
+        self.logged = Some(std::time::Instant::now());
     }
 }
 
@@ -405,9 +480,11 @@ async fn drive<H: Handler, I>(
     let conn = shared.http.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let idle = shared.config.idle_timeout;
+    let header = shared.config.header_read_timeout;
+    let write = shared.config.response_write_timeout;
     let mut stopping = false;
     loop {
-        let check = activity.idle_deadline(idle);
+        let check = activity.next_check((!stopping).then_some(idle), header, write);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -415,141 +492,28 @@ async fn drive<H: Handler, I>(
                 }
                 return;
             }
-            _ = stop.wait_for(|stop| *stop), if !stopping => {
+            () = stopped(&mut stop), if !stopping => {
                 // HTTP/2 gets GOAWAY; HTTP/1.1 closes after the response in progress.
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = tokio::time::sleep_until(check), if !stopping => {
-                if activity.idle_for() >= idle {
+            () = tokio::time::sleep_until(check) => {
+                if let Some(overdue) = activity.overdue(header, write) {
+                    // Closed at once: a graceful close would wait for this client.
+                    let kind = match overdue {
+                        Overdue::HeaderRead => "header_read",
+                        Overdue::Write => "response_write",
+                    };
+                    tracing::debug!(%peer, timeout = kind, "closing the connection: timed out");
+                    shared.config.metrics.timed_out(kind);
+                    return;
+                }
+                if !stopping && activity.idle_for() >= idle {
                     tracing::debug!(%peer, "closing idle connection");
                     stopping = true;
                     conn.as_mut().graceful_shutdown();
                 }
             }
         }
-    }
-}
-
-/// Last traffic on a connection and how many of its requests are in progress.
-struct Activity {
-    epoch: Instant,
-    last_ms: AtomicU64,
-    busy: AtomicUsize,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            busy: AtomicUsize::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long the connection has been idle (zero while a request is in progress).
-    fn idle_for(&self) -> Duration {
-        if self.busy.load(Ordering::Relaxed) > 0 {
-            return Duration::ZERO;
-        }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(last)
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> tokio::time::Instant {
-        let left = idle.saturating_sub(self.idle_for());
-        tokio::time::Instant::now() + left.max(Duration::from_millis(10))
-    }
-}
-
-/// A request in progress on a connection, until its response body is done.
-pub(crate) struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn new(activity: &Arc<Activity>) -> Self {
-        activity.busy.fetch_add(1, Ordering::Relaxed);
-        Busy(activity.clone())
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// An IO stream that records when it last moved bytes.
-struct Tracked<I> {
-    io: I,
-    activity: Arc<Activity>,
-}
-
-impl<I> Tracked<I> {
-    fn new(io: I, activity: Arc<Activity>) -> Self {
-        activity.touch();
-        Tracked { io, activity }
-    }
-
-    /// Records traffic if a write moved bytes.
-    fn wrote(&self, poll: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
-        if let Poll::Ready(Ok(n)) = &poll {
-            if *n > 0 {
-                self.activity.touch();
-            }
-        }
-        poll
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        poll
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.wrote(poll)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.wrote(poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -512,3 +512,47 @@ async fn timed_get(server: &ServeProcess, path: &str) -> (test_support::Collecte
     let r = server.get(path).await;
     (r, started.elapsed())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_metrics_requests_and_idle_clients_cannot_starve_the_server() {
+    // 256 descriptors: 300 half-sent metrics requests took all of them before
+    // the metrics listener had a connection cap.
+    let server = ServeProcess::spawn_with_fd_limit(BIN, &["--metrics-addr", "127.0.0.1:0"], 256);
+    assert!(server.wait_for_log("does not fit the file descriptor limit"));
+    let metrics = server.metrics_addr.expect("metrics address");
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut conn) = TcpStream::connect(metrics).await {
+            let _ = conn.write_all(b"GET /metrics HTTP/1.1\r\n").await;
+            held.push(conn);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = tokio::time::timeout(Duration::from_secs(5), still_serves(&server)).await;
+    assert!(answered.is_ok(), "the main listener answered");
+    // Idle clients on the main port past its (cut) connection limit: the
+    // server keeps descriptors for the metrics listener and keeps serving.
+    drop(held);
+    let mut idle = Vec::new();
+    for _ in 0..250 {
+        if let Ok(conn) = TcpStream::connect(server.addr).await {
+            idle.push(conn);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(
+            metrics,
+            get(&format!("http://{metrics}/healthz"), &[]),
+            false,
+        ),
+    )
+    .await
+    .expect("health answered in time")
+    .expect("health response");
+    assert_eq!(health.status, 200);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    still_serves(&server).await;
+}

@@ -2,6 +2,8 @@
 //! with typed failures, the blocked-network policy after DNS, per-phase timeouts,
 //! and the counters metrics read.
 
+mod props;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,8 @@ use test_support::send;
 use wasi_http_core::{ErrorCode, Handler, HostBody, RequestContext};
 use wasi_http_server::{Metrics, Server, ServerConfig};
 
+mod hardening;
+
 /// Echoes the request body after `delay`, reporting a guest start and end.
 #[derive(Clone)]
 struct Echo {
@@ -60,7 +62,7 @@ impl Running {
     }
 }
 
-fn start(handler: Echo, tune: impl FnOnce(&mut ServerConfig)) -> Running {
+fn start<H: Handler>(handler: H, tune: impl FnOnce(&mut ServerConfig)) -> Running {
     let mut config = ServerConfig::default();
     config.workers = 1;
     config.access_log = false;
