@@ -190,7 +190,9 @@ impl Client {
 
     /// The client's counters so far (for metrics, read at scrape time).
     pub fn stats(&self) -> crate::ClientStatsSnapshot {
-        self.inner.stats.snapshot()
+        let mut snapshot = self.inner.stats.snapshot();
+        (snapshot.connections_open, snapshot.connections_idle) = self.inner.pool.counts();
+        snapshot
     }
 }
 

@@ -6,6 +6,7 @@
 //! connection is shared by all requests to its destination while it stays open.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ pub(crate) struct Pool {
     max_per_host: usize,
     /// Signalled when a connection becomes idle or closes, for queued requests.
     changed: Arc<Notify>,
+    /// Connections open (permits out), for metrics.
+    open: Arc<AtomicU64>,
 }
 
 /// The right to keep one connection open; released (and waiters woken) when the
@@ -55,11 +58,13 @@ pub(crate) struct Pool {
 pub(crate) struct ConnPermit {
     permit: Option<OwnedSemaphorePermit>,
     changed: Arc<Notify>,
+    open: Arc<AtomicU64>,
 }
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         drop(self.permit.take());
+        self.open.fetch_sub(1, Ordering::Relaxed);
         self.changed.notify_waiters();
     }
 }
@@ -88,7 +93,17 @@ impl Pool {
             max_idle_per_host,
             max_per_host: max_per_host.max(1),
             changed: Arc::new(Notify::new()),
+            open: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Connections open now, and how many of them wait idle in the pool.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let idle = lock(&self.hosts)
+            .values()
+            .map(|conns| conns.idle.len() as u64)
+            .sum();
+        (self.open.load(Ordering::Relaxed), idle)
     }
 
     fn host<'a>(
@@ -166,9 +181,11 @@ impl Pool {
             }
             let open = self.host(&mut lock(&self.hosts), key).open.clone();
             if let Ok(permit) = open.try_acquire_owned() {
+                self.open.fetch_add(1, Ordering::Relaxed);
                 return Some(Acquired::New(ConnPermit {
                     permit: Some(permit),
                     changed: self.changed.clone(),
+                    open: self.open.clone(),
                 }));
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {

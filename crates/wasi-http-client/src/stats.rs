@@ -77,6 +77,10 @@ pub struct ClientStatsSnapshot {
     pub connections_opened: u64,
     /// Requests sent on a pooled connection.
     pub connections_reused: u64,
+    /// Connections open now (in use or idle).
+    pub connections_open: u64,
+    /// Of those, idle in the pool.
+    pub connections_idle: u64,
 }
 
 impl ClientStats {
@@ -108,6 +112,8 @@ impl ClientStats {
                 .collect(),
             connections_opened: self.connections_opened.load(Ordering::Relaxed),
             connections_reused: self.connections_reused.load(Ordering::Relaxed),
+            connections_open: 0,
+            connections_idle: 0,
         }
     }
 }

@@ -96,10 +96,12 @@ impl std::fmt::Display for InvalidContentLength {
 
 impl std::error::Error for InvalidContentLength {}
 
-/// One `content-length` value: `1*DIGIT` (RFC 9110 §8.6), so `+5`, `-0`, ` 5` and
-/// `0x5` are all refused, and so is a number past `u64`.
+/// One `content-length` value: `1*DIGIT` (RFC 9110 §8.6) between optional
+/// whitespace (which is not part of a field value), so `+5`, `-0`, `5 5` and
+/// `0x5` are all refused, and so is a number past `u64`. The same reading as
+/// [`content_length`]'s of each list item.
 pub fn parse_content_length(value: &HeaderValue) -> Result<u64, InvalidContentLength> {
-    parse_digits(value.as_bytes())
+    parse_digits(value.as_bytes().trim_ascii())
 }
 
 fn parse_digits(bytes: &[u8]) -> Result<u64, InvalidContentLength> {
@@ -180,6 +182,10 @@ mod tests {
         assert_eq!(ok("0"), Ok(0));
         assert_eq!(ok("18446744073709551615"), Ok(u64::MAX));
         assert_eq!(ok("007"), Ok(7));
+        // Surrounding whitespace is not part of the value (found by fuzzing: the
+        // single value and the list reading disagreed).
+        assert_eq!(ok("7\t\t"), Ok(7));
+        assert_eq!(content_length(&map(&[" 7 "])), Ok(Some(7)));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::watchdog::Progress;
+
 /// No clock running.
 const NONE: u64 = u64::MAX;
 
@@ -36,6 +38,8 @@ pub(crate) struct Activity {
     /// Whether the connection may be HTTP/2 (not yet known to be HTTP/1.1, whose
     /// heads hyper times itself).
     maybe_h2: AtomicBool,
+    /// Its HTTP/1.1 responses' progress, for the response write timeout.
+    pub(crate) progress: Arc<Progress>,
 }
 
 /// Why a connection's driver closes it at once.
@@ -57,6 +61,7 @@ impl Activity {
             head_since_ms: AtomicU64::new(0),
             write_blocked_ms: AtomicU64::new(NONE),
             maybe_h2: AtomicBool::new(true),
+            progress: Arc::new(Progress::default()),
         }
     }
 
@@ -149,6 +154,12 @@ impl Busy {
         activity.busy.fetch_add(1, Ordering::Relaxed);
         activity.touch();
         Busy(activity.clone())
+    }
+
+    /// Where this request's response reports its progress: its HTTP/2 stream's,
+    /// or else its connection's.
+    pub(crate) fn progress(&self) -> Arc<Progress> {
+        Progress::current().unwrap_or_else(|| self.0.progress.clone())
     }
 }
 

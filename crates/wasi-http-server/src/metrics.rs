@@ -11,6 +11,7 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use wasi_http_client::Client;
 use wasi_http_core::ServiceEvents;
 
@@ -264,6 +265,21 @@ impl Collector for ClientCollector {
                 None,
                 counter.metric_type(),
             )?)?;
+        }
+        for (name, help, n) in [
+            (
+                "outbound_connections_open",
+                "Outgoing connections open (in use or idle)",
+                stats.connections_open,
+            ),
+            (
+                "outbound_connections_idle",
+                "Outgoing connections idle in the pool",
+                stats.connections_idle,
+            ),
+        ] {
+            let gauge = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ pub(crate) async fn respond<H: Handler>(
     };
     let response = admit_and_handle(shared, req, scheme, id).await;
     // Found here, in the task that sends the response (HTTP/2: the stream's).
-    let progress = Progress::current();
+    let progress = config.response_write_timeout.map(|_| busy.progress());
     let status = response.status();
     config.metrics.answered(status, started.elapsed());
     response.map(|body| {

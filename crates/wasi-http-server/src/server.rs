@@ -332,12 +332,15 @@ pub(crate) async fn serve_listener<H: Handler>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = serve_connection(shared.clone(), stream, peer, stop.clone());
+        let activity = Arc::new(Activity::new());
+        let progress = activity.progress.clone();
+        let connection = serve_connection(shared.clone(), stream, peer, stop.clone(), activity);
         // An HTTP/1.1 connection's responses run in its task: its watchdog closes
         // it when a response stalls (HTTP/2 streams have their own).
         match shared.config.response_write_timeout {
             Some(timeout) => {
-                let watched = Watchdog::new(connection, timeout, shared.config.metrics.clone());
+                let metrics = shared.config.metrics.clone();
+                let watched = Watchdog::new(connection, progress, timeout, metrics);
                 tracker.spawn(async move {
                     let _guard = guard;
                     let _ = watched.await;
@@ -430,8 +433,8 @@ async fn serve_connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) {
-    let activity = Arc::new(Activity::new());
     match &shared.tls {
         Some(acceptor) => {
             let handshake = acceptor.accept(stream);

@@ -7,8 +7,9 @@
 //! hyper polls a response body only when it can send, so a stalled response is
 //! never polled and cannot notice its own stall. The task that drives it can: a
 //! [`Watchdog`] wraps each HTTP/1.1 connection task and each HTTP/2 stream task
-//! (spawned by [`WatchdogExecutor`]), and the response body reports into the
-//! task's [`Progress`], found through a task-local. When the watchdog fires it
+//! (spawned by [`WatchdogExecutor`]), and the response body reports into its
+//! [`Progress`]: the connection's (kept by its `Activity`) on HTTP/1.1, where
+//! responses follow one another, or the stream's, found through a task-local. When the watchdog fires it
 //! drops what it wraps: the HTTP/1.1 connection closes, the HTTP/2 stream is
 //! reset (`CANCEL`), and the response body, dropped, stops its guest.
 
@@ -38,7 +39,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// The progress of the task this runs in, if it is watched.
+    /// The progress of the HTTP/2 stream task this runs in, if it is watched.
     pub(crate) fn current() -> Option<Arc<Progress>> {
         PROGRESS.try_with(Arc::clone).ok()
     }
@@ -56,11 +57,11 @@ impl Progress {
 }
 
 pin_project_lite::pin_project! {
-    /// Runs a future with a [`Progress`] of its own and drops it (returning
-    /// `None`) once a response it sends has been stalled for the timeout.
+    /// Runs a future and drops it (returning `None`) once a response whose
+    /// progress it watches has been stalled for the timeout.
     pub(crate) struct Watchdog<F: Future> {
         #[pin]
-        inner: TaskLocalFuture<Arc<Progress>, F>,
+        inner: F,
         progress: Arc<Progress>,
         timeout: Duration,
         // Armed only while a frame waits, so idle connections have no timer.
@@ -72,10 +73,16 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future> Watchdog<F> {
-    pub(crate) fn new(future: F, timeout: Duration, metrics: Metrics) -> Self {
-        let progress = Arc::new(Progress::default());
+    /// Watches `progress`, which the future's responses report into (an
+    /// HTTP/1.1 connection's, through its `Activity`).
+    pub(crate) fn new(
+        future: F,
+        progress: Arc<Progress>,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> Self {
         Watchdog {
-            inner: PROGRESS.scope(progress.clone(), future),
+            inner: future,
             progress,
             timeout,
             sleep: None,
@@ -83,6 +90,22 @@ impl<F: Future> Watchdog<F> {
             metrics,
         }
     }
+}
+
+/// Runs `future` (an HTTP/2 stream task) with a [`Progress`] of its own, found
+/// by the response inside through the task-local.
+fn scoped<F: Future>(
+    future: F,
+    timeout: Duration,
+    metrics: Metrics,
+) -> Watchdog<TaskLocalFuture<Arc<Progress>, F>> {
+    let progress = Arc::new(Progress::default());
+    Watchdog::new(
+        PROGRESS.scope(progress.clone(), future),
+        progress,
+        timeout,
+        metrics,
+    )
 }
 
 impl<F: Future> Future for Watchdog<F> {
@@ -143,7 +166,7 @@ where
     fn execute(&self, future: F) {
         match self.timeout {
             Some(timeout) => {
-                let watched = Watchdog::new(future, timeout, self.metrics.clone());
+                let watched = scoped(future, timeout, self.metrics.clone());
                 tokio::spawn(async move {
                     let _ = watched.await;
                 });
