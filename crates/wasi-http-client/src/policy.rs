@@ -144,8 +144,11 @@ pub(crate) fn embedded_ipv4(v6: std::net::Ipv6Addr) -> [Option<std::net::Ipv4Add
     [None; 2]
 }
 
-/// One allowed destination: `[scheme://]host[:port]`, where host is a name, a
-/// `*.suffix` wildcard (any subdomain), `*` (any host) or an IP network in CIDR form.
+/// One allowed destination: `[scheme://]host[:port]`, where scheme is `http`,
+/// `https` or `*` (either), host is a name, a `*.suffix` wildcard (any
+/// subdomain), `*` (any host) or an IP network in CIDR form, and port a number or
+/// `*` (any; also what no port means). Spin's spellings (`*://host:port`,
+/// `http://127.0.0.1:*`) are accepted as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationRule {
     https: Option<bool>,
@@ -181,7 +184,9 @@ impl std::str::FromStr for DestinationRule {
         let (https, rest) = match rule.split_once("://") {
             Some(("http", rest)) => (Some(false), rest),
             Some(("https", rest)) => (Some(true), rest),
-            Some(_) => return Err(err("scheme must be http or https")),
+            // Spin's spelling of "either scheme".
+            Some(("*", rest)) => (None, rest),
+            Some(_) => return Err(err("scheme must be http, https or *")),
             None => (None, rule),
         };
         let rest = rest.trim_end_matches('/');
@@ -232,6 +237,8 @@ fn split_port(s: &str) -> Option<(&str, Option<u16>)> {
         return Some((s, None));
     }
     match s.rsplit_once(':') {
+        // Spin's spelling of "any port".
+        Some((host, "*")) => Some((host, None)),
         Some((host, port)) => Some((host, Some(port.parse().ok()?))),
         None => Some((s, None)),
     }
@@ -279,7 +286,24 @@ mod tests {
         assert!(!rule("10.1.0.0/16").matches(false, "10.2.0.1", 80));
         assert!(rule("[::1]:8080").matches(false, "[::1]", 8080));
         assert!(rule("*").matches(true, "anything", 1));
-        for bad in ["ftp://x", "a*.b", "*.", "host:99999", "", "x/y"] {
+        // Spin's spellings: any port, any scheme.
+        assert!(rule("http://127.0.0.1:*").matches(false, "127.0.0.1", 8080));
+        assert!(!rule("http://127.0.0.1:*").matches(true, "127.0.0.1", 8080));
+        assert!(rule("api.test:*").matches(true, "api.test", 1));
+        assert!(rule("*://api.test:8443").matches(false, "api.test", 8443));
+        assert!(rule("*://api.test:8443").matches(true, "api.test", 8443));
+        assert!(!rule("*://api.test:8443").matches(true, "api.test", 443));
+        assert!(rule("*://*.example.com:*").matches(true, "a.example.com", 9));
+        for bad in [
+            "ftp://x",
+            "a*.b",
+            "*.",
+            "host:99999",
+            "",
+            "x/y",
+            "host:**",
+            "**://x",
+        ] {
             assert!(bad.parse::<DestinationRule>().is_err(), "{bad}");
         }
     }

@@ -287,7 +287,9 @@ impl BodyWatch for AccessLog {
                 version = ?line.version,
                 status = self.status.as_u16(),
                 bytes = self.bytes,
-                duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                // Whole microseconds, so the number prints as `0.223`, not
+                // `0.22294599999999998`.
+                duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0,
                 outcome,
             );
         }

@@ -110,6 +110,14 @@ async fn access_lines_of_whole_responses_say_complete() {
     assert_eq!(access.len(), 2, "{}", server.stderr());
     for line in access {
         assert!(line.contains("outcome=\"complete\""), "{line}");
+        // Milliseconds to the microsecond, not a float's full expansion.
+        let duration = line
+            .split("duration_ms=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no duration: {line}"));
+        let decimals = duration.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{duration} in {line}");
     }
 }
 
