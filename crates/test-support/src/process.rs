@@ -122,11 +122,16 @@ impl ServeProcess {
 
     /// Sends the signal `name` (e.g. `TERM`) and waits for the exit status.
     pub fn signal(mut self, name: &str) -> std::process::ExitStatus {
+        self.send_signal(name);
+        self.child.wait().expect("wait")
+    }
+
+    /// Sends the signal `name` and returns at once.
+    pub fn send_signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill")
             .args([&format!("-{name}"), &pid])
             .status();
-        self.child.wait().expect("wait")
     }
 
     /// `GET path` over a new HTTP/1.1 connection; panics if no response comes.

@@ -100,7 +100,13 @@ pub(crate) struct ServeArgs {
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) shutdown_timeout: Duration,
-    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`) here.
+    /// On SIGTERM/SIGINT, go on serving this long with /readyz answering 503
+    /// before the drain starts, so load balancers stop sending traffic before
+    /// connections are refused (Kubernetes: a few seconds).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub(crate) shutdown_delay: Duration,
+    /// Serve Prometheus metrics (`/metrics`), liveness (`/healthz`) and readiness
+    /// (`/readyz`) here.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// Log format on stderr.

@@ -46,8 +46,18 @@ pub(crate) fn load(
             ""
         },
     );
-    let loaded = compile(&engine, cache.as_ref(), bytes)
-        .with_context(|| format!("{name} is not a valid WebAssembly component"));
+    let loaded = compile(&engine, cache.as_ref(), bytes).map_err(|e| {
+        // The pooling allocator checks each memory against its slot size when
+        // compiling: that is a limit of ours, not a broken component.
+        if format!("{e:#}").contains("pooling allocator") {
+            e.context(format!(
+                "{name} needs more linear memory or tables than an instance slot holds: \
+                 raise --max-memory (or serve with --no-pooling)"
+            ))
+        } else {
+            e.context(format!("{name} is not a valid WebAssembly component"))
+        }
+    });
     drop(ticker);
     let (component, outcome) = loaded?;
     let how = match outcome {

@@ -82,6 +82,19 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             )?),
         };
 
+        // Ready means instantiable: a start function that traps, or memory past
+        // the limits, fails here rather than on every request.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            service.check_instantiation(),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{name}: instantiation took over 60 s (a start function that does not return?)"
+            )
+        })?
+        .with_context(|| name.clone())?;
         let metrics = wasi_http_server::Metrics::new(Some(&client));
         let server_config = server_config(&args, metrics.clone())?;
         let https = server_config.tls.is_some();
@@ -103,12 +116,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         }
         let scheme = if https { "https" } else { "http" };
         say!("Serving HTTP on {scheme}://{}/", server.local_addr());
-        server
-            .run(service, async move {
-                shutdown_signal().await;
-                let _ = stop_tx.send(true);
-            })
-            .await?;
+        server.run(service, shutdown_signal()).await?;
+        // The metrics listener answers until the drain is over: /readyz says 503
+        // and /healthz 200 through the shutdown delay and the drain.
+        let _ = stop_tx.send(true);
         drop(stop_rx);
         say!("Shut down.");
         Ok(())
@@ -144,6 +155,7 @@ fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result
     config.max_request_body_bytes = (args.max_request_body > 0).then_some(args.max_request_body);
     config.request_body_timeout = args.request_body_timeout;
     config.shutdown_timeout = args.shutdown_timeout;
+    config.shutdown_delay = args.shutdown_delay;
     config.access_log = !args.no_access_log;
     config.metrics = metrics;
     Ok(config)

@@ -157,6 +157,18 @@ pub enum AnyService {
     P3(crate::p3::Service),
 }
 
+impl AnyService {
+    /// See [`crate::p2::ProxyService::check_instantiation`].
+    pub async fn check_instantiation(&self) -> Result<(), crate::ServiceError> {
+        match self {
+            #[cfg(feature = "p2")]
+            AnyService::P2(service) => service.check_instantiation().await,
+            #[cfg(feature = "p3")]
+            AnyService::P3(service) => service.check_instantiation().await,
+        }
+    }
+}
+
 impl Handler for AnyService {
     async fn handle<B>(
         &self,

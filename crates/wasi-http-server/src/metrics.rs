@@ -42,6 +42,9 @@ struct Inner {
     pub(crate) connections_rejected: Counter,
     pub(crate) timeouts: Family<Labels, Counter>,
     pub(crate) instantiation: Histogram,
+    /// Whether the server takes traffic (`/readyz`): set once it serves, cleared
+    /// when it starts to drain.
+    ready: std::sync::atomic::AtomicBool,
     pub(crate) traps: Counter,
     pub(crate) deadline_exceeded: Counter,
 }
@@ -142,6 +145,7 @@ impl Metrics {
                 connections_rejected,
                 timeouts,
                 instantiation,
+                ready: std::sync::atomic::AtomicBool::new(false),
                 traps,
                 deadline_exceeded,
             }),
@@ -164,6 +168,22 @@ impl Metrics {
     /// Open client connections.
     pub fn connections_open(&self) -> i64 {
         self.inner.connections.get()
+    }
+
+    /// Whether the server takes traffic: what `/readyz` answers. A [`Server`]
+    /// sets it once it serves and clears it when its drain starts; an embedder
+    /// may clear it earlier (a dependency down, say).
+    ///
+    /// [`Server`]: crate::Server
+    pub fn set_ready(&self, ready: bool) {
+        self.inner
+            .ready
+            .store(ready, std::sync::atomic::Ordering::Release);
+    }
+
+    /// See [`set_ready`](Self::set_ready).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn answered(&self, status: http::StatusCode, elapsed: std::time::Duration) {
@@ -290,7 +310,10 @@ impl Collector for ClientCollector {
 /// listener needs.
 pub const METRICS_MAX_CONNECTIONS: usize = 32;
 
-/// Serves `GET /metrics` (this registry, text exposition) and `GET /healthz` on
+/// Serves `GET /metrics` (this registry, text exposition), `GET /healthz`
+/// (liveness: 200 while the process runs) and `GET /readyz` (readiness: 200
+/// while the server takes traffic, 503 before it does and from the start of its
+/// drain, see [`Metrics::set_ready`]) on
 /// `listener` until `shutdown` resolves. The listener gets the main server's
 /// protections, with smaller limits: at most [`METRICS_MAX_CONNECTIONS`]
 /// connections, the default header-read (10 s), idle (60 s) and response write
@@ -347,6 +370,14 @@ impl wasi_http_core::Handler for Exposition {
             (&http::Method::GET, "/healthz") => {
                 (http::StatusCode::OK, "text/plain", "ok\n".to_owned())
             }
+            (&http::Method::GET, "/readyz") if self.0.is_ready() => {
+                (http::StatusCode::OK, "text/plain", "ready\n".to_owned())
+            }
+            (&http::Method::GET, "/readyz") => (
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "not ready\n".to_owned(),
+            ),
             _ => (
                 http::StatusCode::NOT_FOUND,
                 "text/plain",

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// On shutdown, how long in-flight requests may take to finish before their
     /// connections are closed. Default: 30 s.
     pub shutdown_timeout: Duration,
+    /// On shutdown, how long to go on serving (and accepting) with readiness
+    /// cleared (`/readyz` answers 503) before the drain, so load balancers stop
+    /// sending traffic before connections are refused. Default: 0.
+    pub shutdown_delay: Duration,
     /// Log one line per request (target `wasi_http::access`). Default: on.
     pub access_log: bool,
     /// Where the server records its metrics; share it with a metrics endpoint.
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             max_request_body_bytes: Some(100 << 20),
             request_body_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             access_log: true,
             metrics: Metrics::default(),
         }
@@ -179,8 +184,10 @@ impl Server {
         self.addr
     }
 
-    /// Serves `handler` until `shutdown` resolves; then stops accepting, lets
-    /// in-flight requests finish for up to `shutdown_timeout`, and returns.
+    /// Serves `handler` until `shutdown` resolves; then clears readiness, serves
+    /// on for `shutdown_delay`, stops accepting, lets in-flight requests finish
+    /// for up to `shutdown_timeout`, and returns. Readiness is set once the
+    /// workers are up.
     pub async fn run<H: Handler>(
         self,
         handler: H,
@@ -225,7 +232,14 @@ impl Server {
                 .map_err(ServerError::Worker)?;
             done.push(rx);
         }
+        shared.config.metrics.set_ready(true);
         shutdown.await;
+        shared.config.metrics.set_ready(false);
+        let delay = shared.config.shutdown_delay;
+        if !delay.is_zero() {
+            tracing::info!(?delay, "not ready: serving on before the drain");
+            tokio::time::sleep(delay).await;
+        }
         let _ = stop_tx.send(true);
         for rx in done {
             if let Ok(Err(e)) = rx.await {

@@ -530,3 +530,56 @@ async fn a_guest_that_answers_5xx_as_usual_keeps_instance_reuse() {
     );
     assert!(!server.stderr().contains("not safe to reuse"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_startup_and_the_drain() {
+    let server = ServeProcess::spawn(
+        BIN,
+        &[
+            &guest("hello"),
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--shutdown-delay",
+            "1500ms",
+        ],
+    );
+    let m = server.metrics_addr.expect("metrics address");
+    let readyz = || async move {
+        send(m, get(&format!("http://{m}/readyz"), &[]), false)
+            .await
+            .map(|r| r.status.as_u16())
+    };
+    assert_eq!(readyz().await.ok(), Some(200));
+    server.send_signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Not ready, yet still serving: the balancer stops sending before refusals.
+    assert_eq!(readyz().await.ok(), Some(503));
+    let r = send(server.addr, get(&url(&server, "/"), &[]), false)
+        .await
+        .expect("served during the delay");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        send(m, get(&format!("http://{m}/healthz"), &[]), false)
+            .await
+            .map(|r| r.status.as_u16())
+            .ok(),
+        Some(200),
+        "liveness stays"
+    );
+    let addr = server.addr;
+    let status = server.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(addr).await.is_err(), "stopped accepting");
+}
+
+#[test]
+fn a_component_that_cannot_be_instantiated_is_refused_at_startup() {
+    let err = test_support::serve_failure(
+        BIN,
+        &[&guest("hello"), "--no-pooling", "--max-memory", "64KiB"],
+    );
+    assert!(err.contains("cannot be instantiated"), "{err}");
+    assert!(err.contains("--max-memory"), "{err}");
+    let err = test_support::serve_failure(BIN, &[&guest("hello"), "--max-memory", "64KiB"]);
+    assert!(err.contains("raise --max-memory"), "{err}");
+}

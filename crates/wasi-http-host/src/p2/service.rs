@@ -188,6 +188,18 @@ impl ProxyService {
         })
     }
 
+    /// Instantiates the component once in a store of its own, with this
+    /// service's limits, and drops it: whether requests will find it
+    /// instantiable (a server's readiness; what a start function does runs).
+    pub async fn check_instantiation(&self) -> Result<(), ServiceError> {
+        let inner = &self.inner;
+        let mut store = crate::service::check_store(&inner.engine, &inner.config);
+        Box::pin(inner.pre.instantiate_async(&mut store))
+            .await
+            .map(drop)
+            .map_err(ServiceError::Instantiate)
+    }
+
     /// Handles one request. Never fails: host and guest failures become error
     /// responses (logged), as documented in ARCHITECTURE.md. Dropping the future,
     /// or the response body before its end, stops the guest.

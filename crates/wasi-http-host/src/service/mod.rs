@@ -109,6 +109,9 @@ pub enum ServiceError {
     /// The engine cannot run this version (a 0.3 component needs
     /// [`crate::EngineConfig::component_model_async`]).
     Engine(&'static str),
+    /// Instantiating the component failed (its start function trapped, its
+    /// memory or tables exceed the limits, ...).
+    Instantiate(wasmtime::Error),
 }
 
 impl std::fmt::Display for ServiceError {
@@ -127,6 +130,11 @@ impl std::fmt::Display for ServiceError {
             }
             ServiceError::NotAService(e) => write!(f, "{e:#}"),
             ServiceError::Engine(why) => f.write_str(why),
+            ServiceError::Instantiate(e) => write!(
+                f,
+                "component cannot be instantiated: {e:#} (if it needs more memory, raise \
+                 --max-memory / ServiceConfig::max_memory_bytes)"
+            ),
         }
     }
 }
@@ -253,6 +261,18 @@ impl WasiHttpView for GuestState {
 /// A store for one instance of a service's component: limits, guest output, the
 /// environment, and an epoch callback that yields every tick (so a busy guest
 /// cannot hold a runtime thread) and traps once past the deadline.
+/// A store to check that the component instantiates, as a request's would be
+/// (limits, fuel).
+pub(crate) fn check_store(engine: &Engine, config: &ServiceConfig) -> Store<GuestState> {
+    let mut store = new_store(engine, config, &Arc::from("check"));
+    store.set_epoch_deadline(1);
+    if engine.get_consume_fuel() {
+        // Fails only if the engine does not count fuel, checked just above.
+        let _ = store.set_fuel(config.fuel.unwrap_or(u64::MAX));
+    }
+    store
+}
+
 pub(crate) fn new_store(
     engine: &Engine,
     config: &ServiceConfig,
