@@ -2,7 +2,9 @@
 # Startup: time from launch to the first 200 response (curl polling every 5 ms), for
 # a first launch (compiling, empty cache) and then RUNS launches with the compiled
 # component cached on disk; wasi-http serve and, when installed, wasmtime serve 48
-# (its own cache, `-C cache=y` with a private cache directory). Prints a table.
+# (its own cache, `-C cache=y` with a private cache directory); then wasi-http serve
+# of the component precompiled with `wasi-http compile` and no cache at all (a
+# container's cold start: every launch is a first one). Prints a table.
 # Usage: benches/startup.sh [WASM] [RUNS]
 #   WASM defaults to the componentize-py hello guest built by interop/run.sh, else
 #   the C hello guest.
@@ -56,6 +58,8 @@ TOML
 else
   echo "wasmtime 48 not installed: skipping its row" >&2
 fi
+"$REL/wasi-http" compile "$WASM" -o "$OUT/precompiled.cwasm" 2>/dev/null
+series "precompiled, no cache" "$REL/wasi-http" serve "$OUT/precompiled.cwasm" --allow-precompiled --no-cache --addr "127.0.0.1:$PORT"
 
 echo
 echo "$(basename "$WASM") ($(( $(stat -c %s "$WASM") / 1000 )) kB): launch to first 200, ms; cached: $RUNS launches"

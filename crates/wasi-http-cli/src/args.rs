@@ -223,6 +223,27 @@ pub(crate) struct CacheArgs {
     /// components are deleted beyond it.
     #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_size)]
     pub(crate) cache_max_size: u64,
+    /// Accept a component precompiled by `wasi-http compile` (it then starts in
+    /// milliseconds, with no compilation and no cache). Loading precompiled code
+    /// runs its machine code with this process's rights without any check: only
+    /// for files you made or trust as you trust this binary.
+    #[arg(long)]
+    pub(crate) allow_precompiled: bool,
+}
+
+/// `wasi-http compile`: a component compiled ahead of time for this build.
+#[derive(clap::Args)]
+pub(crate) struct CompileArgs {
+    /// The component (.wasm) to compile.
+    #[arg(value_hint = ValueHint::FilePath)]
+    pub(crate) component: PathBuf,
+    /// Where to write the compiled component.
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) output: PathBuf,
+    /// Compile for servers run with --fuel (fuel metering is compiled into the
+    /// code; a server with other settings refuses the file).
+    #[arg(long)]
+    pub(crate) fuel: bool,
 }
 
 /// `wasi-http run`: a command component and its arguments.

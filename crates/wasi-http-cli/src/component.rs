@@ -5,18 +5,45 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use wasi_http_cache::{CacheOutcome, ComponentCache, ComponentCacheConfig};
 use wasi_http_host::{ComponentKind, EngineConfig};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::args::CacheArgs;
+use crate::precompiled;
 
-/// The engine for `kind` (built from `engine_config`) and the compiled component.
-/// With `verbose`, says what it loads and how long it took.
+/// What `bytes` (a component, or a file from `wasi-http compile`) is, before any
+/// compiling; a precompiled file only with `allow_precompiled`.
+pub(crate) fn kind_of(bytes: &[u8], name: &str, allow_precompiled: bool) -> Result<ComponentKind> {
+    if let Some(trailer) = precompiled::trailer(bytes) {
+        if !allow_precompiled {
+            bail!(
+                "{name} is precompiled code (from `wasi-http compile`): loading it runs its \
+                 machine code with this process's rights, unchecked; pass \
+                 --allow-precompiled if you trust the file"
+            );
+        }
+        return Ok(trailer.with_context(|| name.to_owned())?.kind);
+    }
+    if precompiled::is_bare_artifact(bytes) {
+        bail!(
+            "{name} is compiled machine code without a wasi-http trailer (a file of \
+             `wasmtime compile`, or a truncated one of `wasi-http compile`): precompile \
+             with `wasi-http compile`, or serve the .wasm"
+        );
+    }
+    wasi_http_host::detect(bytes).with_context(|| name.to_owned())
+}
+
+/// The engine for `kind` (built from `engine_config`) and the compiled component:
+/// compiled (from the cache when it is there), or loaded from a file of
+/// `wasi-http compile` (checked by [`kind_of`] before). With `verbose`, says what
+/// it loads and how long it took.
 pub(crate) fn load(
     bytes: &[u8],
+    path: Option<&std::path::Path>,
     name: &str,
     kind: &ComponentKind,
     mut engine_config: EngineConfig,
@@ -28,6 +55,41 @@ pub(crate) fn load(
         .map_err(anyhow::Error::from)
         .context("creating the engine")?;
     tracing::debug!(pooling, "engine ready");
+    if let Some(trailer) = precompiled::trailer(bytes) {
+        let started = std::time::Instant::now();
+        let trailer = trailer.with_context(|| name.to_owned())?;
+        trailer.check(bytes).with_context(|| name.to_owned())?;
+        if trailer.fuel != engine_config.fuel {
+            bail!(
+                "{name} was compiled {} fuel metering: compile it again {} --fuel, as the \
+                 server runs",
+                if trailer.fuel { "with" } else { "without" },
+                if engine_config.fuel {
+                    "with"
+                } else {
+                    "without"
+                },
+            );
+        }
+        let path = path.context("internal: a precompiled component without its file")?;
+        let trust = wasi_http_cache::TrustedArtifact::danger_trust_the_source();
+        let component = wasi_http_cache::load_precompiled_file(&engine, path, trust)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "{name} cannot be loaded by this build: compile it again with this \
+                     `wasi-http compile` (same version, same --fuel)"
+                )
+            })?;
+        if verbose {
+            say!(
+                "Loaded precompiled {name}: {} in {:.0?}",
+                kind.describe(),
+                started.elapsed()
+            );
+        }
+        return Ok((engine, component));
+    }
     let cache = open_cache(cache);
     if !verbose {
         let (component, _) =

@@ -20,10 +20,12 @@ macro_rules! say {
 }
 
 mod args;
+mod compile;
 mod component;
 mod config_file;
 mod fds;
 mod logging;
+mod precompiled;
 mod run;
 mod serve;
 
@@ -52,6 +54,9 @@ enum Command {
     /// Run a wasi:cli/command component (WASI 0.2 or 0.3) with wasi:http available
     /// for outgoing requests; exits with its exit code.
     Run(args::RunArgs),
+    /// Compile a component ahead of time for this build and CPU, for `serve` and
+    /// `run` with --allow-precompiled (a container image's component, say).
+    Compile(args::CompileArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +69,10 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => {
                 logging::init(args.log_format);
                 run::run(args)
+            }
+            Command::Compile(args) => {
+                logging::init(logging::LogFormat::Text);
+                compile::compile(args).map(|()| std::process::ExitCode::SUCCESS)
             }
         });
     match result {

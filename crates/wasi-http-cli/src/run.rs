@@ -17,7 +17,7 @@ use crate::args::RunArgs;
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let name = args.component.display().to_string();
     let bytes = std::fs::read(&args.component).with_context(|| format!("reading {name}"))?;
-    let kind = wasi_http_host::detect(&bytes).with_context(|| name.clone())?;
+    let kind = crate::component::kind_of(&bytes, &name, args.cache.allow_precompiled)?;
     let p3 = match &kind {
         ComponentKind::Command { p3, .. } => *p3,
         other => bail!(
@@ -28,8 +28,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let mut engine_config = EngineConfig::default();
     // One instance: no pool to reserve.
     engine_config.pooling = false;
-    let (engine, component) =
-        crate::component::load(&bytes, &name, &kind, engine_config, &args.cache, false)?;
+    let (engine, component) = crate::component::load(
+        &bytes,
+        Some(&args.component),
+        &name,
+        &kind,
+        engine_config,
+        &args.cache,
+        false,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -26,7 +26,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
                 "the embedded demo component".to_owned(),
             ),
         };
-        let kind = wasi_http_host::detect(&bytes).with_context(|| name.clone())?;
+        let kind = crate::component::kind_of(&bytes, &name, args.cache.allow_precompiled)?;
         if let ComponentKind::Command { export, .. } = &kind {
             bail!(
                 "{name} is a command component (it exports {export}), not an HTTP service: \
@@ -40,6 +40,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         engine_config.fuel = args.fuel.is_some();
         let (engine, component) = crate::component::load(
             &bytes,
+            args.component.as_deref(),
             &name,
             &kind,
             engine_config,

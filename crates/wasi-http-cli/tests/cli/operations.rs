@@ -583,3 +583,72 @@ fn a_component_that_cannot_be_instantiated_is_refused_at_startup() {
     let err = test_support::serve_failure(BIN, &[&guest("hello"), "--max-memory", "64KiB"]);
     assert!(err.contains("raise --max-memory"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precompiled_components_load_only_when_allowed_and_intact() {
+    let dir = std::env::temp_dir().join(format!("wasi-http-precompiled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let compile = |guest_name: &str, extra: &[&str]| {
+        let out = dir.join(format!("{guest_name}.cwasm"));
+        let status = std::process::Command::new(BIN)
+            .args(["compile", &guest(guest_name), "-o", out.to_str().unwrap()])
+            .args(extra)
+            .status()
+            .expect("compile");
+        assert!(status.success());
+        out.to_str().unwrap().to_owned()
+    };
+    for name in ["hello", "p3-hello"] {
+        let file = compile(name, &[]);
+        let server = ServeProcess::spawn(BIN, &[&file, "--allow-precompiled", "--no-cache"]);
+        let r = server.get("/").await;
+        assert_eq!(r.status, 200, "{name}");
+        assert!(
+            server.stderr().contains("Loaded precompiled"),
+            "{}",
+            server.stderr()
+        );
+        let err = serve_failure(BIN, &[&file]);
+        assert!(err.contains("--allow-precompiled"), "{err}");
+    }
+    let file = compile("hello", &[]);
+    let bytes = std::fs::read(&file).unwrap();
+    // Corrupted or truncated code: a clear error, never a crash.
+    let mut bad = bytes.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 0xff;
+    let bad_path = dir.join("bad.cwasm");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let err = serve_failure(BIN, &[bad_path.to_str().unwrap(), "--allow-precompiled"]);
+    assert!(err.contains("corrupted"), "{err}");
+    std::fs::write(&bad_path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = serve_failure(BIN, &[bad_path.to_str().unwrap(), "--allow-precompiled"]);
+    assert!(err.contains("truncated"), "{err}");
+    // Other engine settings: fuel, or a trailer claiming another version.
+    let err = serve_failure(BIN, &[&file, "--allow-precompiled", "--fuel", "1000"]);
+    assert!(err.contains("compile it again with --fuel"), "{err}");
+    let from = b"kind http-p2 wasi:http/incoming-handler@0.2.12";
+    let to = b"kind http-p3 wasi:http/handler@0.3.0          ";
+    let at = bytes.windows(from.len()).rposition(|w| w == from).unwrap();
+    let mut forged = bytes.clone();
+    forged[at..at + from.len()].copy_from_slice(to);
+    std::fs::write(&bad_path, &forged).unwrap();
+    let err = serve_failure(BIN, &[bad_path.to_str().unwrap(), "--allow-precompiled"]);
+    assert!(err.contains("cannot be loaded by this build"), "{err}");
+    // A bare Wasmtime artifact is named as such.
+    std::fs::write(&bad_path, b"\x7fELF\x02\x01\x01").unwrap();
+    let err = serve_failure(BIN, &[bad_path.to_str().unwrap(), "--allow-precompiled"]);
+    assert!(err.contains("wasmtime compile"), "{err}");
+    // `run` takes them too.
+    let command = compile("command-p2", &[]);
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--allow-precompiled", "--no-cache", &command])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
