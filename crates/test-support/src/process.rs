@@ -28,6 +28,13 @@ impl ServeProcess {
         ServeProcess::spawn_full(&[], bin, args, "info", env)
     }
 
+    /// Like [`spawn`](Self::spawn), run through `wrapper` (a command and its
+    /// arguments, given `BIN serve ARGS...` after them), e.g. one that passes
+    /// the server a socket.
+    pub fn spawn_wrapped(wrapper: &[&str], bin: &str, args: &[&str]) -> ServeProcess {
+        ServeProcess::spawn_full(wrapper, bin, args, "info", &[])
+    }
+
     /// Like [`spawn`](Self::spawn) with at most `limit` open file descriptors
     /// (soft and hard, through util-linux's `prlimit`).
     pub fn spawn_with_fd_limit(bin: &str, args: &[&str], limit: u32) -> ServeProcess {

@@ -23,9 +23,16 @@ pub(crate) struct ServeArgs {
     /// on the command line override it; unknown keys are errors.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub(crate) config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on (port 0 picks a free port). Not used with an
+    /// inherited socket (--listen-fd, or systemd's LISTEN_FDS).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) addr: SocketAddr,
+    /// Serve on this inherited, bound TCP socket (descriptor 3 or above) instead
+    /// of binding --addr: for supervisors that hold the socket across restarts.
+    /// Without it, a socket passed by systemd socket activation (LISTEN_FDS) is
+    /// used when there is one.
+    #[arg(long, value_name = "FD")]
+    pub(crate) listen_fd: Option<u32>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key", value_hint = ValueHint::FilePath)]
     pub(crate) tls_cert: Option<PathBuf>,

@@ -24,6 +24,7 @@ mod compile;
 mod component;
 mod config_file;
 mod fds;
+mod listen;
 mod logging;
 mod precompiled;
 mod run;
@@ -63,8 +64,10 @@ fn main() -> std::process::ExitCode {
     let result =
         config_file::parse_cli(std::env::args_os().collect()).and_then(|cli| match cli.command {
             Command::Serve(args) => {
+                // Before any thread (the logger's): it may set the environment.
+                let inherited = listen::inherited(args.listen_fd)?;
                 logging::init(args.log_format);
-                serve::serve(args).map(|()| std::process::ExitCode::SUCCESS)
+                serve::serve(args, inherited).map(|()| std::process::ExitCode::SUCCESS)
             }
             Command::Run(args) => {
                 logging::init(args.log_format);

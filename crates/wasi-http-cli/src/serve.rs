@@ -9,7 +9,7 @@ use wasi_http_server::{Server, ServerConfig};
 use crate::args::{Output, ServeArgs};
 use crate::DEMO_COMPONENT;
 
-pub(crate) fn serve(args: ServeArgs) -> Result<()> {
+pub(crate) fn serve(args: ServeArgs, inherited: Option<std::net::TcpListener>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -99,7 +99,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         let metrics = wasi_http_server::Metrics::new(Some(&client));
         let server_config = server_config(&args, metrics.clone())?;
         let https = server_config.tls.is_some();
-        let server = Server::bind(args.addr, server_config)?;
+        let server = match inherited {
+            Some(listener) => {
+                let server = Server::from_listener(listener, server_config)?;
+                tracing::info!(addr = %server.local_addr(), "serving on an inherited socket; --addr is not used");
+                server
+            }
+            None => Server::bind(args.addr, server_config)?,
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(addr) = args.metrics_addr {
             let listener = tokio::net::TcpListener::bind(addr)

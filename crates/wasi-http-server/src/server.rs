@@ -153,10 +153,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds one listener per worker on `addr` (port 0 picks one port for all).
     pub fn bind(addr: SocketAddr, config: ServerConfig) -> Result<Server, ServerError> {
-        let workers = match config.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let workers = worker_count(&config);
         // Another process's listener on this port would otherwise be joined into one
         // SO_REUSEPORT group (same user) and silently share the traffic: check that
         // the port is free with a plain socket first.
@@ -175,6 +172,32 @@ impl Server {
         Ok(Server {
             listeners,
             addr: bound,
+            config,
+        })
+    }
+
+    /// Serves on `listener`, a listening socket made elsewhere (inherited from a
+    /// supervisor, say): every worker accepts from a duplicate of it.
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> Result<Server, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::Bind(SocketAddr::from(([0, 0, 0, 0], 0)), e))?;
+        let workers = worker_count(&config);
+        let mut listeners = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            listeners.push(
+                listener
+                    .try_clone()
+                    .map_err(|e| ServerError::Bind(addr, e))?,
+            );
+        }
+        listeners.push(listener);
+        Ok(Server {
+            listeners,
+            addr,
             config,
         })
     }
@@ -247,6 +270,14 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// `config.workers`, or one per available core.
+fn worker_count(config: &ServerConfig) -> usize {
+    match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 

@@ -652,3 +652,45 @@ async fn precompiled_components_load_only_when_allowed_and_intact() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Binds a listening socket on loopback, puts it at descriptor FD, then runs the
+/// rest of its arguments (`BIN serve ...`), with systemd's variables if SYSTEMD.
+const PASS_SOCKET: &str = r#"
+import os, socket, sys
+fd, systemd = int(sys.argv[1]), sys.argv[2] == "systemd"
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+os.dup2(s.fileno(), fd)
+os.set_inheritable(fd, True)
+argv = sys.argv[3:]
+if systemd:
+    os.environ["LISTEN_FDS"] = "1"
+    os.environ["LISTEN_PID"] = str(os.getpid())
+else:
+    argv = argv[:2] + ["--listen-fd", str(fd)] + argv[2:]
+os.execv(argv[0], argv)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_on_a_socket_passed_by_a_supervisor() {
+    for (fd, how) in [("3", "systemd"), ("7", "flag")] {
+        let server = ServeProcess::spawn_wrapped(
+            &["python3", "-c", PASS_SOCKET, fd, how],
+            BIN,
+            &[&guest("hello")],
+        );
+        let r = server.get("/").await;
+        assert_eq!(r.status, 200, "{how}");
+        assert!(
+            server.stderr().contains("inherited socket"),
+            "{how}: {}",
+            server.stderr()
+        );
+    }
+    let err = serve_failure(BIN, &["--listen-fd", "1"]);
+    assert!(err.contains("stdin, stdout and stderr"), "{err}");
+    // A descriptor that is not open.
+    let err = serve_failure(BIN, &["--listen-fd", "99"]);
+    assert!(err.contains("--listen-fd 99"), "{err}");
+}
