@@ -6,7 +6,8 @@
 # the per-request instructions split by the crate (or library) of the function that
 # executes them, which is the profile behind "C hello reuse against native hyper".
 # One connection, so the numbers hold no batching a loaded server gets; wrk rows
-# are in compare.sh. Usage: benches/callgrind-server.sh [N1] [N2] (default 500 2500)
+# are in compare.sh. Usage: benches/callgrind-server.sh [N1] [N2] (default 500 2500);
+# SERVE_ARGS adds flags to the wasi-http servers (e.g. an --otlp-endpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${1:-500}
@@ -94,7 +95,7 @@ done
 for reuse in 128 0; do
   label=reuse; [ "$reuse" = 0 ] && label=fresh
   serve=("$REL/wasi-http" serve guests/wasm/hello.wasm --addr "127.0.0.1:$PORT"
-    --cache-dir "$CACHE" --instance-reuse "$reuse")
+    --cache-dir "$CACHE" --instance-reuse "$reuse" ${SERVE_ARGS:-})
   valgrind --tool=none "${serve[@]}" >/dev/null 2>"$OUT/log" &
   SERVER=$!
   wait_port

@@ -20,11 +20,13 @@ use tokio::net::{TcpListener, TcpStream};
 
 mod dns;
 mod h2raw;
+mod otlp;
 mod process;
 mod raw;
 mod tls;
 pub use dns::*;
 pub use h2raw::*;
+pub use otlp::*;
 pub use process::*;
 pub use raw::*;
 pub use tls::*;

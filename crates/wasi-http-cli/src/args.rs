@@ -116,6 +116,17 @@ pub(crate) struct ServeArgs {
     /// (`/readyz`) here.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Export traces over OTLP/HTTP to this collector (its base URL, e.g.
+    /// http://localhost:4318; spans go to /v1/traces). Default: the standard
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is) or
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; with none of them, no tracing. The service
+    /// name is OTEL_SERVICE_NAME, else `wasi-http`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
+    /// The share of new traces recorded (0 to 1); a request's `traceparent`
+    /// decides for its own trace (parent-based sampling).
+    #[arg(long, value_name = "RATIO", default_value_t = 1.0, value_parser = parse_ratio)]
+    pub(crate) trace_sample_ratio: f64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -359,6 +370,13 @@ pub(crate) fn tls_options(args: &OutboundArgs) -> Result<client::TlsOptions> {
         tracing::warn!("outgoing HTTPS accepts any server certificate (--danger-outbound-accept-invalid-certs)");
     }
     Ok(tls)
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}` is not a ratio from 0 to 1")),
+    }
 }
 
 impl OutboundArgs {

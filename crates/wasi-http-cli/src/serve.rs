@@ -15,123 +15,182 @@ pub(crate) fn serve(args: ServeArgs, inherited: Option<std::net::TcpListener>) -
         .enable_all()
         .build()
         .context("starting the Tokio runtime")?;
-    runtime.block_on(async move {
-        let (bytes, name) = match &args.component {
-            Some(path) => (
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                path.display().to_string(),
-            ),
-            None => (
-                DEMO_COMPONENT.to_vec(),
-                "the embedded demo component".to_owned(),
-            ),
-        };
-        let kind = crate::component::kind_of(&bytes, &name, args.cache.allow_precompiled)?;
-        if let ComponentKind::Command { export, .. } = &kind {
-            bail!(
-                "{name} is a command component (it exports {export}), not an HTTP service: \
-                 run it with `wasi-http run`"
-            );
-        }
-        let mut engine_config = EngineConfig::default();
-        engine_config.pooling = !args.no_pooling;
-        engine_config.max_instances = args.max_instances;
-        engine_config.max_memory_bytes = args.max_memory;
-        engine_config.fuel = args.fuel.is_some();
-        let (engine, component) = crate::component::load(
-            &bytes,
-            args.component.as_deref(),
-            &name,
-            &kind,
-            engine_config,
-            &args.cache,
-            args.component.is_some(),
-        )?;
-        let client = client::Client::new(args.outbound.client_config()?);
-        let mut config = ServiceConfig::default();
-        config.hooks = std::sync::Arc::new(client.clone());
-        config.env = args.guest_env.vars()?;
-        config.max_memory_bytes = Some(args.max_memory);
-        config.max_resources = args.max_resources;
-        config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
-        config.fuel = args.fuel;
-        let reuse_default = if kind.is_p3() { 128 } else { 0 };
-        let (requests, concurrency) = match args.instance_reuse.unwrap_or(reuse_default) {
-            // A fresh instance per request, for 0.3 too.
-            0 if kind.is_p3() => (1, 1),
-            n => (n, args.instance_concurrency.max(1)),
-        };
-        if requests > 0 {
-            let mut reuse = wasi_http_host::InstanceReuse::new(requests);
-            reuse.idle_timeout = args.instance_idle_timeout;
-            reuse.max_concurrent = concurrency;
-            config.instance_reuse = Some(reuse);
-        }
-        config.guest_output = match args.guest_output {
-            Output::Log => wasi_http_host::GuestOutput::Log {
-                max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),
-            },
-            Output::Inherit => wasi_http_host::GuestOutput::Inherit,
-            Output::Discard => wasi_http_host::GuestOutput::Discard,
-        };
-        let service = match &kind {
-            ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
-                &engine, &component, config,
-            )?),
-            _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
-                &engine, &component, config,
-            )?),
-        };
+    let tracer = tracer(&args)?;
+    let served = runtime.block_on(serve_on(args, inherited, tracer.clone()));
+    // Spans still queued go out (a few seconds at most), outside the runtime.
+    if let Some(tracer) = tracer {
+        tracer.shutdown();
+    }
+    served
+}
 
-        // Ready means instantiable: a start function that traps, or memory past
-        // the limits, fails here rather than on every request.
-        tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            service.check_instantiation(),
+/// The OTLP tracer the flags or the standard variables ask for, if any.
+fn tracer(args: &ServeArgs) -> Result<Option<wasi_http_otel::OtlpTracer>> {
+    let url = match (
+        &args.otlp_endpoint,
+        std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    ) {
+        (Some(base), _) => wasi_http_otel::OtlpConfig::traces_url(base),
+        (None, Ok(traces)) if !traces.is_empty() => traces,
+        _ => match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Ok(base) if !base.is_empty() => wasi_http_otel::OtlpConfig::traces_url(&base),
+            _ => return Ok(None),
+        },
+    };
+    let mut config = wasi_http_otel::OtlpConfig::new(url.clone());
+    config.sample_ratio = args.trace_sample_ratio;
+    let tracer = wasi_http_otel::OtlpTracer::start(config).context("--otlp-endpoint")?;
+    say!("Exporting traces to {url}");
+    Ok(Some(tracer))
+}
+
+async fn serve_on(
+    args: ServeArgs,
+    inherited: Option<std::net::TcpListener>,
+    tracer: Option<wasi_http_otel::OtlpTracer>,
+) -> Result<()> {
+    let (bytes, name) = match &args.component {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            DEMO_COMPONENT.to_vec(),
+            "the embedded demo component".to_owned(),
+        ),
+    };
+    let kind = crate::component::kind_of(&bytes, &name, args.cache.allow_precompiled)?;
+    if let ComponentKind::Command { export, .. } = &kind {
+        bail!(
+            "{name} is a command component (it exports {export}), not an HTTP service: \
+             run it with `wasi-http run`"
+        );
+    }
+    let mut engine_config = EngineConfig::default();
+    engine_config.pooling = !args.no_pooling;
+    engine_config.max_instances = args.max_instances;
+    engine_config.max_memory_bytes = args.max_memory;
+    engine_config.fuel = args.fuel.is_some();
+    let (engine, component) = crate::component::load(
+        &bytes,
+        args.component.as_deref(),
+        &name,
+        &kind,
+        engine_config,
+        &args.cache,
+        args.component.is_some(),
+    )?;
+    let client = client::Client::new(args.outbound.client_config()?);
+    let mut config = ServiceConfig::default();
+    config.hooks = std::sync::Arc::new(client.clone());
+    config.env = args.guest_env.vars()?;
+    config.max_memory_bytes = Some(args.max_memory);
+    config.max_resources = args.max_resources;
+    config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
+    config.fuel = args.fuel;
+    let reuse_default = if kind.is_p3() { 128 } else { 0 };
+    let (requests, concurrency) = match args.instance_reuse.unwrap_or(reuse_default) {
+        // A fresh instance per request, for 0.3 too.
+        0 if kind.is_p3() => (1, 1),
+        n => (n, args.instance_concurrency.max(1)),
+    };
+    if requests > 0 {
+        let mut reuse = wasi_http_host::InstanceReuse::new(requests);
+        reuse.idle_timeout = args.instance_idle_timeout;
+        reuse.max_concurrent = concurrency;
+        config.instance_reuse = Some(reuse);
+    }
+    config.guest_output = match args.guest_output {
+        Output::Log => wasi_http_host::GuestOutput::Log {
+            max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),
+        },
+        Output::Inherit => wasi_http_host::GuestOutput::Inherit,
+        Output::Discard => wasi_http_host::GuestOutput::Discard,
+    };
+    let service = match &kind {
+        ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
+            &engine, &component, config,
+        )?),
+        _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
+            &engine, &component, config,
+        )?),
+    };
+
+    // Ready means instantiable: a start function that traps, or memory past
+    // the limits, fails here rather than on every request.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        service.check_instantiation(),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "{name}: instantiation took over 60 s (a start function that does not return?)"
         )
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "{name}: instantiation took over 60 s (a start function that does not return?)"
-            )
-        })?
-        .with_context(|| name.clone())?;
-        let metrics = wasi_http_server::Metrics::new(Some(&client));
-        let server_config = server_config(&args, metrics.clone())?;
-        let https = server_config.tls.is_some();
-        let server = match inherited {
-            Some(listener) => {
-                let server = Server::from_listener(listener, server_config)?;
-                tracing::info!(addr = %server.local_addr(), "serving on an inherited socket; --addr is not used");
-                server
-            }
-            None => Server::bind(args.addr, server_config)?,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Some(addr) = args.metrics_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the metrics address {addr}"))?;
-            let mut stop = stop_rx.clone();
-            say!("Metrics on http://{}/metrics", listener.local_addr()?);
-            tokio::spawn(wasi_http_server::serve_metrics(
-                listener,
-                metrics,
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
-            ));
+    })?
+    .with_context(|| name.clone())?;
+    let external = match &tracer {
+        Some(tracer) => {
+            let stats = tracer.stats();
+            let (a, b, c) = (stats.clone(), stats.clone(), stats);
+            use std::sync::atomic::Ordering::Relaxed;
+            vec![
+                wasi_http_server::ExternalCounter::new(
+                    "trace_spans_exported",
+                    "Spans the trace collector accepted",
+                    move || a.exported.load(Relaxed),
+                ),
+                wasi_http_server::ExternalCounter::new(
+                    "trace_spans_dropped",
+                    "Spans dropped: the export queue was full or an export failed",
+                    move || b.dropped.load(Relaxed),
+                ),
+                wasi_http_server::ExternalCounter::new(
+                    "trace_export_failures",
+                    "Span exports that failed",
+                    move || c.failed_exports.load(Relaxed),
+                ),
+            ]
         }
-        let scheme = if https { "https" } else { "http" };
-        say!("Serving HTTP on {scheme}://{}/", server.local_addr());
-        server.run(service, shutdown_signal()).await?;
-        // The metrics listener answers until the drain is over: /readyz says 503
-        // and /healthz 200 through the shutdown delay and the drain.
-        let _ = stop_tx.send(true);
-        drop(stop_rx);
-        say!("Shut down.");
-        Ok(())
-    })
+        None => Vec::new(),
+    };
+    let metrics = wasi_http_server::Metrics::with_external(Some(&client), external);
+    let mut server_config = server_config(&args, metrics.clone())?;
+    server_config.tracer =
+        tracer.map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn wasi_http_core::Tracer>);
+    let https = server_config.tls.is_some();
+    let server = match inherited {
+        Some(listener) => {
+            let server = Server::from_listener(listener, server_config)?;
+            tracing::info!(addr = %server.local_addr(), "serving on an inherited socket; --addr is not used");
+            server
+        }
+        None => Server::bind(args.addr, server_config)?,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        let mut stop = stop_rx.clone();
+        say!("Metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(wasi_http_server::serve_metrics(
+            listener,
+            metrics,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    let scheme = if https { "https" } else { "http" };
+    say!("Serving HTTP on {scheme}://{}/", server.local_addr());
+    server.run(service, shutdown_signal()).await?;
+    // The metrics listener answers until the drain is over: /readyz says 503
+    // and /healthz 200 through the shutdown delay and the drain.
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    say!("Shut down.");
+    Ok(())
 }
 
 fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result<ServerConfig> {

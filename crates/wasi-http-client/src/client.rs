@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use wasi_http_core::body::{BodyEnd, BodyWatch, Watched};
 use wasi_http_core::{
     from_hyper_response_error, ErrorCode, HostBody, IncomingResponse, OutgoingRequest,
-    ResponseFuture, Timeouts, WasiHttpHooks,
+    RequestTrace, ResponseFuture, Span, SpanKind, Timeouts, WasiHttpHooks,
 };
 
 use crate::dns::Lookup;
@@ -178,12 +178,37 @@ impl Client {
         &self.inner.config
     }
 
-    /// Sends a request; the future resolves to the response head.
-    pub fn send(&self, request: OutgoingRequest) -> ResponseFuture {
+    /// Sends a request; the future resolves to the response head. A request
+    /// that carries a trace gets a client span (ended with the response head)
+    /// and a `traceparent` naming it, unless the guest set its own.
+    pub fn send(&self, mut request: OutgoingRequest) -> ResponseFuture {
         let inner = self.inner.clone();
+        let span = request
+            .trace
+            .take()
+            .map(|trace| client_span(&trace, &mut request));
         Box::pin(async move {
-            let result = inner.send(request).await;
+            let mut span = span;
+            let result = inner.send(request, span.as_mut()).await;
             inner.stats.request_done(result.as_ref().err());
+            if let Some(span) = span.as_mut().filter(|s| s.is_recording()) {
+                match &result {
+                    Ok(response) => {
+                        let status = response.response.status();
+                        span.set_attribute(
+                            "http.response.status_code",
+                            i64::from(status.as_u16()).into(),
+                        );
+                        if status.as_u16() >= 400 {
+                            span.set_error(status.as_str().to_owned().into());
+                        }
+                    }
+                    Err(code) => {
+                        span.set_attribute("error.type", code.name().into());
+                        span.set_error(code.to_string().into());
+                    }
+                }
+            }
             result
         })
     }
@@ -196,6 +221,27 @@ impl Client {
     }
 }
 
+/// An outgoing request's client span (OpenTelemetry's HTTP client conventions),
+/// and its context written into the request as `traceparent`.
+fn client_span(trace: &RequestTrace, request: &mut OutgoingRequest) -> Box<dyn Span> {
+    let req = &mut request.request;
+    let method = wasi_http_core::trace::method_name(req.method());
+    let name = if method == "_OTHER" { "HTTP" } else { method };
+    let (mut span, child) = trace.child(name, SpanKind::Client);
+    child.context.inject(req.headers_mut());
+    if span.is_recording() {
+        span.set_attribute("http.request.method", method.into());
+        if let Some(host) = req.uri().host() {
+            span.set_attribute("server.address", host.to_owned().into());
+        }
+        let tls = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = req.uri().port_u16().unwrap_or(if tls { 443 } else { 80 });
+        span.set_attribute("server.port", i64::from(port).into());
+        span.set_attribute("url.full", req.uri().to_string().into());
+    }
+    span
+}
+
 /// The client is the default policy: it sends every request itself.
 impl WasiHttpHooks for Client {
     fn send_request(&self, request: OutgoingRequest) -> Result<ResponseFuture, ErrorCode> {
@@ -204,7 +250,11 @@ impl WasiHttpHooks for Client {
 }
 
 impl ClientInner {
-    async fn send(&self, req: OutgoingRequest) -> Result<IncomingResponse, ErrorCode> {
+    async fn send(
+        &self,
+        req: OutgoingRequest,
+        span: Option<&mut Box<dyn Span>>,
+    ) -> Result<IncomingResponse, ErrorCode> {
         let OutgoingRequest {
             request, options, ..
         } = req;
@@ -265,6 +315,9 @@ impl ClientInner {
             .await?;
         if reused {
             self.stats.connection_reused();
+        }
+        if let Some(span) = span.filter(|s| s.is_recording()) {
+            span.set_attribute("wasi_http.connection.reused", reused.into());
         }
         // A pooled connection can be closed by the peer just as we reuse it. A request
         // that never left, or an idempotent one without a body, is safe to send again.

@@ -40,6 +40,8 @@ pub struct RequestContext {
     /// The request's slot under the server's concurrency limit: the handler keeps
     /// it until all work for the request is done (which may be after the response).
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The request's tracing (its server span's context), if spans are recorded.
+    pub trace: Option<crate::trace::RequestTrace>,
 }
 
 impl RequestContext {
@@ -55,6 +57,7 @@ impl RequestContext {
             scheme,
             events: None,
             slot: None,
+            trace: None,
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct OutgoingRequest {
     pub request: http::Request<HostBody>,
     /// The timeouts the guest asked for (not yet cut to the host's maximum).
     pub options: RequestOptions,
+    /// The tracing of the request the guest was handling when it sent this one:
+    /// the sender makes a client span under it and writes `traceparent` (unless
+    /// the guest set its own).
+    pub trace: Option<crate::trace::RequestTrace>,
 }
 
 impl OutgoingRequest {
@@ -67,6 +71,7 @@ impl OutgoingRequest {
         OutgoingRequest {
             request,
             options: RequestOptions::default(),
+            trace: None,
         }
     }
 }

@@ -21,6 +21,7 @@ mod options;
 pub mod reaper;
 mod request_id;
 mod responses;
+pub mod trace;
 pub mod uri;
 
 pub use body::{BodyReader, BodyWriter, ChannelBody, Direction, HostBody};
@@ -35,3 +36,4 @@ pub use limits::Limits;
 pub use options::{HostRequestOptions, OptionsError, RequestOptions, Timeout, Timeouts};
 pub use request_id::next_request_id;
 pub use responses::{close_after, error_response, unavailable};
+pub use trace::{AttrValue, RequestTrace, Span, SpanKind, TraceContext, Tracer};

@@ -22,6 +22,10 @@ pub struct WasiHttpCtx {
     /// `response-outparam.set`; the service resets it per request).
     #[cfg_attr(not(feature = "p2"), allow(dead_code))]
     pub(crate) answer: Answer,
+    /// The tracing of the request the guest is handling (its handling span's
+    /// context): outgoing requests continue it. 0.3: the latest request of the
+    /// instance, which serves several at once.
+    pub(crate) trace: Option<wasi_http_core::RequestTrace>,
 }
 
 /// How a guest answered a request, as its service sees it when the call ends.
@@ -61,6 +65,7 @@ impl WasiHttpCtx {
             hooks,
             started: 0,
             answer: Answer::None,
+            trace: None,
         }
     }
 

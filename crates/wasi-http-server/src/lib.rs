@@ -21,6 +21,6 @@ mod server;
 mod watchdog;
 
 pub use batched_log::{BatchedLog, BatchedLogWriter};
-pub use metrics::{serve_metrics, Metrics, METRICS_MAX_CONNECTIONS};
+pub use metrics::{serve_metrics, ExternalCounter, Metrics, METRICS_MAX_CONNECTIONS};
 pub use server::{Server, ServerConfig, ServerError};
 pub use wasi_http_client::server_tls_config;

@@ -61,10 +61,71 @@ impl Default for Metrics {
     }
 }
 
+/// A counter kept elsewhere (by a tracer, say), read at each scrape.
+#[non_exhaustive]
+pub struct ExternalCounter {
+    /// Its name, without the `wasi_http_` prefix and the `_total` suffix.
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Its value now.
+    pub value: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl ExternalCounter {
+    /// A counter read through `value`.
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        value: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        ExternalCounter {
+            name,
+            help,
+            value: Arc::new(value),
+        }
+    }
+}
+
+impl std::fmt::Debug for ExternalCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalCounter")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The external counters, read at each scrape.
+#[derive(Debug)]
+struct ExternalCollector(Vec<ExternalCounter>);
+
+impl Collector for ExternalCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for counter in &self.0 {
+            let value = ConstCounter::new((counter.value)());
+            value.encode(encoder.encode_descriptor(
+                counter.name,
+                counter.help,
+                None,
+                value.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     /// A fresh set of metrics; with `client`, its outbound counters are included.
     pub fn new(client: Option<&Client>) -> Self {
+        Metrics::with_external(client, Vec::new())
+    }
+
+    /// Like [`new`](Self::new), with counters kept elsewhere exported too.
+    pub fn with_external(client: Option<&Client>, external: Vec<ExternalCounter>) -> Self {
         let mut registry = Registry::with_prefix("wasi_http");
+        if !external.is_empty() {
+            registry.register_collector(Box::new(ExternalCollector(external)));
+        }
         let requests = Family::<Labels, Counter>::default();
         registry.register(
             "requests",

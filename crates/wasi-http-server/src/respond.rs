@@ -38,11 +38,31 @@ pub(crate) async fn respond<H: Handler>(
         path: req.uri().path_and_query().cloned(),
         version: req.version(),
     };
-    let response = admit_and_handle(shared, req, scheme, id).await;
+    let mut span = config
+        .tracer
+        .as_ref()
+        .map(|tracer| server_span(tracer, &req, &scheme));
+    let trace = span
+        .as_ref()
+        .zip(config.tracer.as_ref())
+        .map(|(span, tracer)| wasi_http_core::RequestTrace {
+            tracer: tracer.clone(),
+            context: span.context(),
+        });
+    let response = admit_and_handle(shared, req, scheme, id, trace).await;
     // Found here, in the task that sends the response (HTTP/2: the stream's).
     let progress = config.response_write_timeout.map(|_| busy.progress());
     let status = response.status();
     config.metrics.answered(status, started.elapsed());
+    if let Some(span) = span.as_mut().filter(|s| s.is_recording()) {
+        span.set_attribute(
+            "http.response.status_code",
+            i64::from(status.as_u16()).into(),
+        );
+        if status.is_server_error() {
+            span.set_error(status.as_str().to_owned().into());
+        }
+    }
     response.map(|body| {
         let declared = body.size_hint().exact();
         Watched::new(
@@ -54,6 +74,7 @@ pub(crate) async fn respond<H: Handler>(
                 status,
                 started,
                 progress,
+                span,
                 _busy: busy,
             },
         )
@@ -61,11 +82,57 @@ pub(crate) async fn respond<H: Handler>(
     })
 }
 
+/// The request's server span, a child of the client's `traceparent` if it sent
+/// one (OpenTelemetry's HTTP server conventions).
+fn server_span<B>(
+    tracer: &Arc<dyn wasi_http_core::Tracer>,
+    req: &http::Request<B>,
+    scheme: &http::uri::Scheme,
+) -> Box<dyn wasi_http_core::Span> {
+    let parent = wasi_http_core::TraceContext::from_headers(req.headers());
+    let method = wasi_http_core::trace::method_name(req.method());
+    let name = if method == "_OTHER" { "HTTP" } else { method };
+    let mut span = tracer.start(
+        std::borrow::Cow::Borrowed(name),
+        wasi_http_core::SpanKind::Server,
+        parent.as_ref(),
+    );
+    if span.is_recording() {
+        span.set_attribute("http.request.method", method.into());
+        let scheme = if *scheme == http::uri::Scheme::HTTPS {
+            "https"
+        } else {
+            "http"
+        };
+        span.set_attribute("url.scheme", scheme.into());
+        span.set_attribute("url.path", req.uri().path().to_owned().into());
+        if let Some(query) = req.uri().query() {
+            span.set_attribute("url.query", query.to_owned().into());
+        }
+        let version = match req.version() {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_10 => "1.0",
+            _ => "1.1",
+        };
+        span.set_attribute("network.protocol.version", version.into());
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
+        if let Some(authority) = authority.filter(|a| wasi_http_core::uri::valid_authority(a)) {
+            span.set_attribute("server.address", authority.to_owned().into());
+        }
+    }
+    span
+}
+
 async fn admit_and_handle<H: Handler>(
     shared: &Arc<Shared<H>>,
     req: http::Request<hyper::body::Incoming>,
     scheme: http::uri::Scheme,
     id: Arc<str>,
+    trace: Option<wasi_http_core::RequestTrace>,
 ) -> http::Response<HostBody> {
     let config = &shared.config;
     let metrics = &config.metrics;
@@ -135,6 +202,7 @@ async fn admit_and_handle<H: Handler>(
     let mut cx = RequestContext::with_id(id, scheme);
     cx.events = Some(metrics.events());
     cx.slot = Some(permit);
+    cx.trace = trace;
     let response = shared.handler.handle(req, cx).await;
     // The guest saw its body stream fail; whatever it answered, the client's
     // mistake decides the status.
@@ -234,6 +302,8 @@ struct AccessLog {
     started: Instant,
     /// Where the response write timeout's watchdog sees this body's progress.
     progress: Option<Arc<Progress>>,
+    /// The request's server span, ended when the body is.
+    span: Option<Box<dyn wasi_http_core::Span>>,
     _busy: Busy,
 }
 
@@ -278,6 +348,14 @@ impl BodyWatch for AccessLog {
                 }
             }
         };
+        if let Some(span) = self.span.as_mut().filter(|s| s.is_recording()) {
+            span.set_attribute("http.response.body.size", (self.bytes as i64).into());
+            if outcome != "complete" {
+                span.set_error(outcome.into());
+            }
+        }
+        // Ends the server span.
+        self.span = None;
         if let Some(line) = self.line.take() {
             tracing::info!(
                 target: "wasi_http::access",

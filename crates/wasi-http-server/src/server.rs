@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Where the server records its metrics; share it with a metrics endpoint.
     pub metrics: Metrics,
+    /// Where request spans go (a server span per request, continuing the
+    /// client's `traceparent`; the handler's spans and outgoing requests below
+    /// it). Default: none, and no tracing cost.
+    pub tracer: Option<Arc<dyn wasi_http_core::Tracer>>,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +114,7 @@ impl Default for ServerConfig {
             shutdown_delay: Duration::ZERO,
             access_log: true,
             metrics: Metrics::default(),
+            tracer: None,
         }
     }
 }

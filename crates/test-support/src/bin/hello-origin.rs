@@ -1,8 +1,9 @@
 //! A native hyper origin for load benchmarks: answers `hello\n` on every path
 //! (HTTP/1.1 and HTTP/2 cleartext), the number of connections it accepted on
 //! `/__connections`, and streams the request body back on `/__echo` (the native
-//! baseline of the echo guest). Usage: hello-origin ADDR (e.g. 127.0.0.1:0); prints
-//! its address.
+//! baseline of the echo guest); as an OTLP/HTTP collector that keeps nothing, it
+//! answers `/v1/traces` with an empty success. Usage: hello-origin ADDR (e.g.
+//! 127.0.0.1:0); prints its address.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +32,8 @@ async fn main() -> std::io::Result<()> {
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let body = match req.uri().path() {
                         "/__echo" => req.into_body().boxed(),
+                        // An empty ExportTraceServiceResponse: all accepted.
+                        "/v1/traces" => full(String::new()),
                         "/__connections" => full(format!("{}\n", accepted.load(Ordering::Relaxed))),
                         _ => full("hello\n".to_owned()),
                     };

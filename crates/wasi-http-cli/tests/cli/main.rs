@@ -3,6 +3,7 @@
 mod faults;
 mod operations;
 mod p3;
+mod tracing;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -549,7 +549,12 @@ async fn readiness_follows_startup_and_the_drain() {
             .await
             .map(|r| r.status.as_u16())
     };
-    assert_eq!(readyz().await.ok(), Some(200));
+    // Ready once the workers run (a moment after the listening line).
+    let started = Instant::now();
+    while readyz().await.ok() != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(5), "never ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.send_signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Not ready, yet still serving: the balancer stops sending before refusals.

@@ -95,6 +95,7 @@ pub(crate) fn handle(
     *http_req.headers_mut() = req.headers.into_map();
 
     let mut outgoing = OutgoingRequest::new(http_req);
+    outgoing.trace = view.ctx.trace.clone();
     outgoing.options = options;
     let future = hooks.send_request(outgoing)?;
     // Spawned so the request makes progress (and its body is consumed) while the

@@ -236,6 +236,7 @@ impl ProxyService {
             scheme,
             events,
             slot,
+            trace,
             ..
         } = cx;
         let id_for_log = id.clone();
@@ -277,7 +278,7 @@ impl ProxyService {
             }
             let started = instance.store.data().http.started;
             let mut out_rep = out.rep();
-            let mut result = run(&inner, &mut instance, req, out, &events).await;
+            let mut result = run(&inner, &mut instance, req, out, &events, trace.as_ref()).await;
             let deadline = |result: &wasmtime::Result<()>| matches!(result, Err(e) if is_interrupt(e) && timeout.is_some());
             let answer = instance.store.data().http.answer;
             instance.last_ok = answer == Answer::Fine;
@@ -315,7 +316,7 @@ impl ProxyService {
                         return;
                     }
                     out_rep = out.rep();
-                    result = run(&inner, &mut instance, req, out, &events).await;
+                    result = run(&inner, &mut instance, req, out, &events, trace.as_ref()).await;
                     instance.last_ok = instance.store.data().http.answer == Answer::Fine;
                 }
             }
@@ -450,9 +451,11 @@ async fn run(
     req: Resource<super::HostIncomingRequest>,
     out: Resource<HostResponseOutparam>,
     events: &Option<Arc<dyn wasi_http_core::ServiceEvents>>,
+    trace: Option<&wasi_http_core::RequestTrace>,
 ) -> wasmtime::Result<()> {
     if instance.proxy.is_none() {
         let started = Instant::now();
+        let _span = trace.map(|t| t.child("instantiate", wasi_http_core::SpanKind::Internal).0);
         // Boxed: instantiation's future is large and needed once per instance;
         // inline, it would more than double every request's task (1.5 KiB
         // against 0.6), which is allocated and moved on each spawn.
@@ -466,15 +469,28 @@ async fn run(
     let proxy = proxy
         .as_ref()
         .ok_or_else(|| wasmtime::Error::msg("instance missing after instantiation"))?;
+    // The guest's handling: its outgoing requests are children of this span.
+    let span = trace.map(|t| {
+        let (span, handling) = t.child("handle", wasi_http_core::SpanKind::Internal);
+        store.data_mut().http.trace = Some(handling);
+        span
+    });
     // Boxed: with the component model's async ABI compiled in (for 0.3),
     // Wasmtime's call future carries its concurrent path too, and inline
     // it doubles the task that every request spawns (moved on each spawn).
-    Box::pin(
+    let result = Box::pin(
         proxy
             .wasi_http_incoming_handler()
-            .call_handle(store, req, out),
+            .call_handle(&mut *store, req, out),
     )
-    .await
+    .await;
+    if let Some(mut span) = span {
+        if let Err(e) = &result {
+            span.set_error(format!("{e:#}").into());
+        }
+        store.data_mut().http.trace = None;
+    }
+    result
 }
 
 /// The guest's response (on a fresh instance if its request was served again),

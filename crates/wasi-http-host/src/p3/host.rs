@@ -478,7 +478,8 @@ impl<T: WasiHttpView + Send + 'static> super::bindings::http::client::HostWithSt
             view.ctx.started += 1;
             let hooks = view.ctx.hooks.clone();
             let limits = view.ctx.limits.clone();
-            let outgoing = request.into_outgoing(&*hooks)?;
+            let mut outgoing = request.into_outgoing(&*hooks)?;
+            outgoing.trace = view.ctx.trace.clone();
             Ok::<_, HttpError>((outgoing, hooks, limits))
         })?;
         let span = tracing::debug_span!("outgoing-request", destination = %outgoing.request.uri());

@@ -40,6 +40,10 @@ pub(super) async fn run_instance(
     let mut store = crate::service::new_store(&inner.engine, &inner.config, &tag);
     store.data_mut().compute = Some(slot.compute.clone());
     let started = Instant::now();
+    let span = first
+        .trace
+        .as_ref()
+        .map(|t| t.child("instantiate", wasi_http_core::SpanKind::Internal).0);
     // Boxed: instantiation's future is large and needed once per instance.
     let instance = match Box::pin(inner.pre.instantiate_async(&mut store)).await {
         Ok(instance) => instance,
@@ -50,6 +54,7 @@ pub(super) async fn run_instance(
             return;
         }
     };
+    drop(span);
     if let Some(events) = &events {
         events.instantiated(started.elapsed());
     }
@@ -202,10 +207,20 @@ async fn call(
         scheme,
         id,
         deadline,
+        trace,
         reply,
         done,
         ..
     } = job;
+    // The guest's handling; its outgoing requests are children of it (of the
+    // latest request's, when the instance serves several at once).
+    let (mut span, handling) = match trace.as_ref() {
+        Some(t) => {
+            let (span, handling) = t.child("handle", wasi_http_core::SpanKind::Internal);
+            (Some(span), Some(handling))
+        }
+        None => (None, None),
+    };
     let config = &inner.config;
     let request = accessor.with(|mut access| {
         let consume_fuel = inner.engine.get_consume_fuel();
@@ -217,6 +232,9 @@ async fn call(
             let _ = store.set_fuel(fuel);
         }
         let state = store.data_mut();
+        if handling.is_some() {
+            state.http.trace = handling;
+        }
         // The epoch stops a guest that computes once no request has time left.
         if let Some(at) = deadline.map(Deadline::into_std) {
             state.deadline = Some(state.deadline.map_or(at, |d| d.max(at)));
@@ -246,6 +264,9 @@ async fn call(
     let outcome = match guest.call_handle(accessor, request).await {
         Ok(outcome) => outcome,
         Err(e) => {
+            if let Some(span) = &mut span {
+                span.set_error(format!("{e:#}").into());
+            }
             // A trap ends the instance: retired before this request's client learns
             // of it, so its next request goes elsewhere.
             slot.retired.store(true, Ordering::Release);

@@ -95,6 +95,8 @@ pub(super) struct Job {
     pub(super) id: Arc<str>,
     pub(super) deadline: Option<Deadline>,
     pub(super) events: Option<Arc<dyn ServiceEvents>>,
+    /// The request's tracing (its server span's context), if recorded.
+    pub(super) trace: Option<wasi_http_core::RequestTrace>,
     pub(super) reply: oneshot::Sender<Reply>,
     /// Released when the request is done: the instance's count, the server's slot
     /// and the in-flight gauge.
@@ -219,6 +221,7 @@ impl Service {
             scheme,
             events,
             slot,
+            trace,
             ..
         } = cx;
         let in_flight = InFlight::new(events.clone());
@@ -229,6 +232,7 @@ impl Service {
             id: id.clone(),
             deadline,
             events: events.clone(),
+            trace,
             reply,
             done: JobDone {
                 slot: instance,
