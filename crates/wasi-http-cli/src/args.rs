@@ -262,6 +262,12 @@ pub(crate) struct CompileArgs {
     /// code; a server with other settings refuses the file).
     #[arg(long)]
     pub(crate) fuel: bool,
+    /// Compile for any CPU of this architecture (x86-64: SSE2 only), not just
+    /// this one's features: for an image built on one machine and run on others.
+    /// Without it, a machine whose CPU lacks a feature this one has refuses the
+    /// file (a clear error at start).
+    #[arg(long)]
+    pub(crate) portable: bool,
 }
 
 /// `wasi-http run`: a command component and its arguments.

@@ -16,6 +16,7 @@ pub(crate) fn compile(args: CompileArgs) -> Result<()> {
     // Compiling needs no instance slots.
     engine_config.pooling = false;
     engine_config.fuel = args.fuel;
+    engine_config.portable = args.portable;
     kind.configure(&mut engine_config);
     let (engine, _) = wasi_http_host::new_engine(&engine_config)
         .map_err(anyhow::Error::from)

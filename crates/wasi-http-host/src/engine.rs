@@ -46,6 +46,12 @@ pub struct EngineConfig {
     /// pays for without using, so it is off by default: make the engine for the
     /// component's version ([`crate::ComponentKind::configure`] does).
     pub component_model_async: bool,
+    /// Compile for this architecture's baseline CPU rather than the features of
+    /// the CPU compiling (SSE2 only on x86-64): code that loads on any machine of
+    /// the architecture and OS, for artifacts precompiled on one machine and run
+    /// on others (a container image), at some cost in speed for float-heavy
+    /// guests. Default: off (this CPU's features).
+    pub portable: bool,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +68,7 @@ impl Default for EngineConfig {
             memory_init_cow: false,
             fuel: false,
             component_model_async: false,
+            portable: false,
         }
     }
 }
@@ -78,6 +85,16 @@ pub fn new_engine(config: &EngineConfig) -> wasmtime::Result<(Engine, bool)> {
     base.epoch_interruption(true);
     base.memory_init_cow(config.memory_init_cow);
     base.consume_fuel(config.fuel);
+    if config.portable {
+        // An explicit target turns off Cranelift's detection of this CPU's
+        // features; only architecture and OS must then match where it loads.
+        let triple = format!(
+            "{}-unknown-{}",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        );
+        base.target(&triple)?;
+    }
     #[cfg(feature = "p3")]
     {
         base.concurrency_support(config.component_model_async);

@@ -603,8 +603,12 @@ async fn precompiled_components_load_only_when_allowed_and_intact() {
         assert!(status.success());
         out.to_str().unwrap().to_owned()
     };
-    for name in ["hello", "p3-hello"] {
-        let file = compile(name, &[]);
+    for (name, extra) in [
+        ("hello", &[][..]),
+        ("p3-hello", &[][..]),
+        ("hello", &["--portable"][..]),
+    ] {
+        let file = compile(name, extra);
         let server = ServeProcess::spawn(BIN, &[&file, "--allow-precompiled", "--no-cache"]);
         let r = server.get("/").await;
         assert_eq!(r.status, 200, "{name}");
