@@ -33,3 +33,13 @@ wrk.body = string.rep("x", 1024)
 wrk.headers["content-type"] = "application/octet-stream"
 EOF
 }
+
+# awk functions for the tables: ms(v) reads wrk's latencies (850.00us, 1.23ms,
+# 1.05s) as milliseconds; median(list) of a space-separated list.
+AWK_STATS='
+  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
+  function median(list,    a, i, j, v, k) {
+    k = split(list, a, " ")
+    for (i = 2; i <= k; i++) { v = a[i] + 0; j = i - 1; while (j > 0 && a[j] + 0 > v) { a[j + 1] = a[j]; j-- } a[j + 1] = v }
+    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }'

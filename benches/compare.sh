@@ -182,14 +182,8 @@ echo "Guests people deploy: wrk -t2 -c$CONNS, $PAIRS alternating 5 s rounds per 
 echo "(reuse: $REUSE requests per instance on both; echo: 1 KiB POST bodies; rps: 2xx responses per second;"
 echo " rps, p50, p99: medians of the rounds; peak RSS: the largest; ratio: median of the rounds' rps ratios)"
 printf '%-16s %-10s %9s %9s %9s %9s %14s\n' "guest" "host" "rps" "p50" "p99" "peak RSS" "vs wasmtime"
-awk -F'|' '
+awk -F'|' "$AWK_STATS"'
   # wrk prints latencies as 850.00us, 1.23ms or 1.05s.
-  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
-  function median(list,    a, i, j, v, k) {
-    k = split(list, a, " ")
-    for (i = 2; i <= k; i++) { v = a[i] + 0; j = i - 1; while (j > 0 && a[j] + 0 > v) { a[j + 1] = a[j]; j-- } a[j + 1] = v }
-    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-  }
   {
     key = $1 "|" $2
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }

@@ -45,13 +45,7 @@ for _ in $(seq "$PAIRS"); do
 done
 echo "hello guest, reuse 128, wrk -t2 -c$CONNS, $PAIRS alternating 5 s rounds"
 printf '%-18s %10s %10s %14s\n' tracing "rps" "p99" "ratio to off"
-awk -F'|' '
-  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
-  function median(list,    a, i, j, v, k) {
-    k = split(list, a, " ")
-    for (i = 2; i <= k; i++) { v = a[i] + 0; j = i - 1; while (j > 0 && a[j] + 0 > v) { a[j + 1] = a[j]; j-- } a[j + 1] = v }
-    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-  }
+awk -F'|' "$AWK_STATS"'
   { if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
     rps[$1] = rps[$1] " " $2; p99[$1] = p99[$1] " " ms($3)
     if ($1 == "off") base = $2; else if (base > 0) ratio[$1] = ratio[$1] " " $2 / base }

@@ -19,6 +19,10 @@ pub struct TraceStats {
     pub dropped: AtomicU64,
     /// Exports that failed (the collector unreachable, or it refused).
     pub failed_exports: AtomicU64,
+    /// Whether spans are being lost now (the last export failed, or the queue
+    /// was full since): the tracer then records only a few spans, to find out
+    /// when the collector is back, and requests pay for no more than that.
+    pub(crate) backing_off: std::sync::atomic::AtomicBool,
 }
 
 /// A message to the export thread.
@@ -76,6 +80,7 @@ impl SpanProcessor for QueueProcessor {
         }
         if self.queue.try_send(Msg::Span(Box::new(span))).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.backing_off.store(true, Ordering::Relaxed);
         }
     }
 
@@ -140,12 +145,14 @@ async fn export_loop<E: SpanExporter>(
             match sent {
                 Ok(Ok(())) => {
                     stats.exported.fetch_add(n, Ordering::Relaxed);
+                    stats.backing_off.store(false, Ordering::Relaxed);
                     if failing_since.take().is_some() {
                         tracing::info!("trace export works again");
                     }
                 }
                 failed => {
                     stats.failed_exports.fetch_add(1, Ordering::Relaxed);
+                    stats.backing_off.store(true, Ordering::Relaxed);
                     stats.dropped.fetch_add(n, Ordering::Relaxed);
                     // Said once per failing stretch, not once per batch.
                     if failing_since.is_none() {

@@ -95,6 +95,8 @@ pub struct OtlpTracer {
     tracer: SdkTracer,
     provider: SdkTracerProvider,
     stats: Arc<TraceStats>,
+    /// Spans started while backing off, for choosing the few to record.
+    backed_off: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for OtlpTracer {
@@ -157,6 +159,7 @@ impl OtlpTracer {
             tracer,
             provider,
             stats,
+            backed_off: Arc::default(),
         })
     }
 
@@ -181,6 +184,21 @@ impl wasi_http_core::Tracer for OtlpTracer {
         kind: SpanKind,
         parent: Option<&TraceContext>,
     ) -> Box<dyn wasi_http_core::Span> {
+        // While spans are being lost (a collector down or slower than the
+        // traffic), one in `PROBE` is recorded to find out when it is back; the
+        // others only carry the trace on, at next to no cost.
+        if self
+            .stats
+            .backing_off
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .backed_off
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                % PROBE
+                != 0
+        {
+            return Box::new(Unrecorded(unrecorded_context(parent)));
+        }
         let kind = match kind {
             SpanKind::Server => OtelKind::Server,
             SpanKind::Client => OtelKind::Client,
@@ -197,6 +215,45 @@ impl wasi_http_core::Tracer for OtlpTracer {
             .start_with_context(&self.tracer, &cx);
         Box::new(OtelSpan(span))
     }
+}
+
+/// While backing off, one span in this many is recorded.
+const PROBE: u64 = 64;
+
+/// A child of `parent` (or a new trace) that is not recorded: what propagation
+/// needs, a span id and the parent's trace id and flags.
+fn unrecorded_context(parent: Option<&TraceContext>) -> TraceContext {
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    let ids = RandomIdGenerator::default();
+    let span_id = ids.new_span_id().to_bytes();
+    let context = match parent {
+        Some(p) => TraceContext::new(p.trace_id(), span_id, p.is_sampled())
+            .map(|c| c.with_state(p.state().cloned())),
+        None => TraceContext::new(ids.new_trace_id().to_bytes(), span_id, false),
+    };
+    // Random ids are never all zero in practice; a fixed id keeps the type total.
+    context.unwrap_or_else(fallback_context)
+}
+
+fn fallback_context() -> TraceContext {
+    TraceContext::new([1; 16], [1; 8], false).unwrap_or_else(|| unreachable!("non-zero ids"))
+}
+
+/// A span that is not recorded, while backing off.
+struct Unrecorded(TraceContext);
+
+impl wasi_http_core::Span for Unrecorded {
+    fn context(&self) -> TraceContext {
+        self.0.clone()
+    }
+
+    fn is_recording(&self) -> bool {
+        false
+    }
+
+    fn set_attribute(&mut self, _key: &'static str, _value: AttrValue) {}
+
+    fn set_error(&mut self, _description: Cow<'static, str>) {}
 }
 
 fn span_context(t: &TraceContext) -> SpanContext {
@@ -238,7 +295,7 @@ impl wasi_http_core::Span for OtelSpan {
             )
         })
         // The SDK never makes all-zero ids; a fallback keeps the type total.
-        .unwrap_or_else(|| TraceContext::new([1; 16], [1; 8], false).expect("non-zero ids"))
+        .unwrap_or_else(fallback_context)
     }
 
     fn is_recording(&self) -> bool {
