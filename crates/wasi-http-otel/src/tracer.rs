@@ -191,11 +191,10 @@ impl wasi_http_core::Tracer for OtlpTracer {
             .stats
             .backing_off
             .load(std::sync::atomic::Ordering::Relaxed)
-            && self
+            && !self
                 .backed_off
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                % PROBE
-                != 0
+                .is_multiple_of(PROBE)
         {
             return Box::new(Unrecorded(unrecorded_context(parent)));
         }
