@@ -8,6 +8,9 @@ use wasi_http_config::{parse_dns_server, parse_duration, parse_memory, parse_siz
 /// The target.
 pub fn run(data: &[u8]) {
     let text = crate::text(data);
+    if let Ok(app) = wasi_http_config::parse_app(&text) {
+        routes(&app, &text);
+    }
     let Ok(settings) = wasi_http_config::parse_settings(&text) else {
         return;
     };
@@ -21,6 +24,37 @@ pub fn run(data: &[u8]) {
     }
     // Values alone, too: most inputs are not valid TOML.
     value_parsers(&text);
+}
+
+/// The app's routes: a router that either refuses a conflict or sends every
+/// request to a route that matches it.
+fn routes(app: &wasi_http_config::AppFile, text: &str) {
+    let routes: Vec<wasi_http_config::Route> = app
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| wasi_http_config::Route {
+            host: r.host.clone(),
+            path: r.path.clone(),
+            target: i,
+        })
+        .collect();
+    let Ok(router) = wasi_http_config::Router::new(routes) else {
+        return;
+    };
+    // Paths and hosts from the text itself, as requests.
+    for word in text.split(|c: char| c == '"' || c.is_whitespace()) {
+        for (host, path) in [
+            (None, word),
+            (Some(word), "/"),
+            (Some("a.example.com"), word),
+        ] {
+            if let Some(m) = router.route(host, path) {
+                assert!(m.route < app.routes.len());
+                assert!(path.ends_with(m.path_info), "{path} / {}", m.path_info);
+            }
+        }
+    }
 }
 
 fn value_parsers(value: &str) {

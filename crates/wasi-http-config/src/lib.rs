@@ -10,7 +10,12 @@
 #![forbid(unsafe_code)]
 
 mod file;
+mod routes;
 mod values;
 
-pub use file::{parse_settings, Setting, SettingValue, SettingsError};
+pub use file::{
+    parse_app, parse_settings, AppFile, ComponentSpec, RouteSpec, Setting, SettingValue,
+    SettingsError,
+};
+pub use routes::{HostPattern, Matched, PathPattern, Route, RouteConflict, Router};
 pub use values::{parse_dns_server, parse_duration, parse_memory, parse_size};
