@@ -46,29 +46,58 @@ pub(crate) fn load(
     path: Option<&std::path::Path>,
     name: &str,
     kind: &ComponentKind,
-    mut engine_config: EngineConfig,
+    engine_config: EngineConfig,
     cache: &CacheArgs,
     verbose: bool,
 ) -> Result<(Engine, Component)> {
+    let engine = engine(kind, engine_config.clone())?;
+    let component = compile(
+        &engine,
+        bytes,
+        path,
+        name,
+        kind,
+        engine_config.fuel,
+        cache,
+        verbose,
+    )?;
+    Ok((engine, component))
+}
+
+/// An engine for components of `kind`'s WASI version.
+pub(crate) fn engine(kind: &ComponentKind, mut engine_config: EngineConfig) -> Result<Engine> {
     kind.configure(&mut engine_config);
     let (engine, pooling) = wasi_http_host::new_engine(&engine_config)
         .map_err(anyhow::Error::from)
         .context("creating the engine")?;
     tracing::debug!(pooling, "engine ready");
+    Ok(engine)
+}
+
+/// The component for `engine` (whose fuel setting is `fuel`): compiled (from the
+/// cache when it is there), or loaded from a file of `wasi-http compile`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    path: Option<&std::path::Path>,
+    name: &str,
+    kind: &ComponentKind,
+    fuel: bool,
+    cache: &CacheArgs,
+    verbose: bool,
+) -> Result<Component> {
+    let engine = engine.clone();
     if let Some(trailer) = precompiled::trailer(bytes) {
         let started = std::time::Instant::now();
         let trailer = trailer.with_context(|| name.to_owned())?;
         trailer.check(bytes).with_context(|| name.to_owned())?;
-        if trailer.fuel != engine_config.fuel {
+        if trailer.fuel != fuel {
             bail!(
                 "{name} was compiled {} fuel metering: compile it again {} --fuel, as the \
                  server runs",
                 if trailer.fuel { "with" } else { "without" },
-                if engine_config.fuel {
-                    "with"
-                } else {
-                    "without"
-                },
+                if fuel { "with" } else { "without" },
             );
         }
         let path = path.context("internal: a precompiled component without its file")?;
@@ -88,13 +117,13 @@ pub(crate) fn load(
                 started.elapsed()
             );
         }
-        return Ok((engine, component));
+        return Ok(component);
     }
     let cache = open_cache(cache);
     if !verbose {
-        let (component, _) =
-            compile(&engine, cache.as_ref(), bytes).with_context(|| format!("compiling {name}"))?;
-        return Ok((engine, component));
+        let (component, _) = compile_cached(&engine, cache.as_ref(), bytes)
+            .with_context(|| format!("compiling {name}"))?;
+        return Ok(component);
     }
     // Compiling a large component takes seconds the first time (cached
     // afterwards): say what is happening.
@@ -108,7 +137,7 @@ pub(crate) fn load(
             ""
         },
     );
-    let loaded = compile(&engine, cache.as_ref(), bytes).map_err(|e| {
+    let loaded = compile_cached(&engine, cache.as_ref(), bytes).map_err(|e| {
         // The pooling allocator checks each memory against its slot size when
         // compiling: that is a limit of ours, not a broken component.
         if format!("{e:#}").contains("pooling allocator") {
@@ -128,7 +157,7 @@ pub(crate) fn load(
         _ => " (compiled)",
     };
     say!("Component ready in {:.0?}{how}", started.elapsed());
-    Ok((engine, component))
+    Ok(component)
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -187,7 +216,7 @@ fn open_cache(args: &CacheArgs) -> Option<ComponentCache> {
 }
 
 /// The component, and how the cache served it (`None`: no cache).
-fn compile(
+fn compile_cached(
     engine: &wasmtime::Engine,
     cache: Option<&ComponentCache>,
     bytes: &[u8],

@@ -19,6 +19,7 @@ macro_rules! say {
     }};
 }
 
+mod app;
 mod args;
 mod compile;
 mod component;
@@ -61,23 +62,24 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let result =
-        config_file::parse_cli(std::env::args_os().collect()).and_then(|cli| match cli.command {
-            Command::Serve(args) => {
-                // Before any thread (the logger's): it may set the environment.
-                let inherited = listen::inherited(args.listen_fd)?;
-                logging::init(args.log_format);
-                serve::serve(args, inherited).map(|()| std::process::ExitCode::SUCCESS)
-            }
-            Command::Run(args) => {
-                logging::init(args.log_format);
-                run::run(args)
-            }
-            Command::Compile(args) => {
-                logging::init(logging::LogFormat::Text);
-                compile::compile(args).map(|()| std::process::ExitCode::SUCCESS)
-            }
-        });
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = config_file::parse_cli(argv.clone()).and_then(|parsed| match parsed.cli.command {
+        Command::Serve(args) => {
+            // Before any thread (the logger's): it may set the environment.
+            let inherited = listen::inherited(args.listen_fd)?;
+            logging::init(args.log_format);
+            serve::serve(args, parsed.app, argv, inherited)
+                .map(|()| std::process::ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            logging::init(args.log_format);
+            run::run(args)
+        }
+        Command::Compile(args) => {
+            logging::init(logging::LogFormat::Text);
+            compile::compile(args).map(|()| std::process::ExitCode::SUCCESS)
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

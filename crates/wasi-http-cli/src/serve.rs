@@ -2,21 +2,25 @@
 //! server, metrics, and the signals that stop it.
 
 use anyhow::{bail, Context, Result};
-use wasi_http_client as client;
-use wasi_http_host::{AnyService, ComponentKind, EngineConfig, ServiceConfig};
+
 use wasi_http_server::{Server, ServerConfig};
 
-use crate::args::{Output, ServeArgs};
-use crate::DEMO_COMPONENT;
+use crate::args::ServeArgs;
+use crate::config_file::AppPlan;
 
-pub(crate) fn serve(args: ServeArgs, inherited: Option<std::net::TcpListener>) -> Result<()> {
+pub(crate) fn serve(
+    args: ServeArgs,
+    app: Option<AppPlan>,
+    argv: Vec<std::ffi::OsString>,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the Tokio runtime")?;
     let tracer = tracer(&args)?;
-    let served = runtime.block_on(serve_on(args, inherited, tracer.clone()));
+    let served = runtime.block_on(serve_on(args, app, argv, inherited, tracer.clone()));
     // Spans still queued go out (a few seconds at most), outside the runtime.
     if let Some(tracer) = tracer {
         tracer.shutdown();
@@ -46,89 +50,11 @@ fn tracer(args: &ServeArgs) -> Result<Option<wasi_http_otel::OtlpTracer>> {
 
 async fn serve_on(
     args: ServeArgs,
+    app: Option<AppPlan>,
+    _argv: Vec<std::ffi::OsString>,
     inherited: Option<std::net::TcpListener>,
     tracer: Option<wasi_http_otel::OtlpTracer>,
 ) -> Result<()> {
-    let (bytes, name) = match &args.component {
-        Some(path) => (
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-            path.display().to_string(),
-        ),
-        None => (
-            DEMO_COMPONENT.to_vec(),
-            "the embedded demo component".to_owned(),
-        ),
-    };
-    let kind = crate::component::kind_of(&bytes, &name, args.cache.allow_precompiled)?;
-    if let ComponentKind::Command { export, .. } = &kind {
-        bail!(
-            "{name} is a command component (it exports {export}), not an HTTP service: \
-             run it with `wasi-http run`"
-        );
-    }
-    let mut engine_config = EngineConfig::default();
-    engine_config.pooling = !args.no_pooling;
-    engine_config.max_instances = args.max_instances;
-    engine_config.max_memory_bytes = args.max_memory;
-    engine_config.fuel = args.fuel.is_some();
-    let (engine, component) = crate::component::load(
-        &bytes,
-        args.component.as_deref(),
-        &name,
-        &kind,
-        engine_config,
-        &args.cache,
-        args.component.is_some(),
-    )?;
-    let client = client::Client::new(args.outbound.client_config()?);
-    let mut config = ServiceConfig::default();
-    config.hooks = std::sync::Arc::new(client.clone());
-    config.env = args.guest_env.vars()?;
-    config.max_memory_bytes = Some(args.max_memory);
-    config.max_resources = args.max_resources;
-    config.request_timeout = (!args.request_timeout.is_zero()).then_some(args.request_timeout);
-    config.fuel = args.fuel;
-    let reuse_default = if kind.is_p3() { 128 } else { 0 };
-    let (requests, concurrency) = match args.instance_reuse.unwrap_or(reuse_default) {
-        // A fresh instance per request, for 0.3 too.
-        0 if kind.is_p3() => (1, 1),
-        n => (n, args.instance_concurrency.max(1)),
-    };
-    if requests > 0 {
-        let mut reuse = wasi_http_host::InstanceReuse::new(requests);
-        reuse.idle_timeout = args.instance_idle_timeout;
-        reuse.max_concurrent = concurrency;
-        config.instance_reuse = Some(reuse);
-    }
-    config.guest_output = match args.guest_output {
-        Output::Log => wasi_http_host::GuestOutput::Log {
-            max_bytes: usize::try_from(args.guest_output_limit).unwrap_or(usize::MAX),
-        },
-        Output::Inherit => wasi_http_host::GuestOutput::Inherit,
-        Output::Discard => wasi_http_host::GuestOutput::Discard,
-    };
-    let service = match &kind {
-        ComponentKind::HttpP3 { .. } => AnyService::P3(wasi_http_host::p3::Service::new(
-            &engine, &component, config,
-        )?),
-        _ => AnyService::P2(wasi_http_host::p2::ProxyService::new(
-            &engine, &component, config,
-        )?),
-    };
-
-    // Ready means instantiable: a start function that traps, or memory past
-    // the limits, fails here rather than on every request.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        service.check_instantiation(),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "{name}: instantiation took over 60 s (a start function that does not return?)"
-        )
-    })?
-    .with_context(|| name.clone())?;
     let external = match &tracer {
         Some(tracer) => {
             let stats = tracer.stats();
@@ -154,7 +80,13 @@ async fn serve_on(
         }
         None => Vec::new(),
     };
-    let metrics = wasi_http_server::Metrics::with_external(Some(&client), external);
+    let metrics = wasi_http_server::Metrics::with_external(None, external);
+    let served = match &app {
+        Some(plan) => crate::app::build_app(plan, &args, &metrics).await?,
+        None => crate::app::build_one(&args).await?,
+    };
+    metrics.set_clients(served.clients);
+    let service = served.dispatch;
     let mut server_config = server_config(&args, metrics.clone())?;
     server_config.tracer =
         tracer.map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn wasi_http_core::Tracer>);

@@ -62,6 +62,12 @@ impl RequestContext {
     }
 }
 
+/// The component that answered a request, when a handler routes among several
+/// (an app): set as a response extension, it names the component in the
+/// server's access line, metrics and server span.
+#[derive(Debug, Clone)]
+pub struct ComponentName(pub Arc<str>);
+
 /// Guest events a handler reports (a server counts them in its metrics). Every
 /// method has a do-nothing default.
 pub trait ServiceEvents: Send + Sync {

@@ -30,7 +30,7 @@ pub use error::{
     DnsErrorPayload, ErrorCode, FieldSizePayload, TlsAlertReceivedPayload,
 };
 pub use fields::{FieldError, Fields};
-pub use handler::{Handler, InFlight, RequestContext, ServiceEvents};
+pub use handler::{ComponentName, Handler, InFlight, RequestContext, ServiceEvents};
 pub use hooks::{IncomingResponse, NoOutbound, OutgoingRequest, ResponseFuture, WasiHttpHooks};
 pub use limits::Limits;
 pub use options::{HostRequestOptions, OptionsError, RequestOptions, Timeout, Timeouts};

@@ -41,6 +41,10 @@ struct Inner {
     pub(crate) connections: Gauge,
     pub(crate) connections_rejected: Counter,
     pub(crate) timeouts: Family<Labels, Counter>,
+    /// Requests answered by each component of an app, by status class.
+    by_component: Family<Vec<(&'static str, String)>, Counter>,
+    /// The outbound clients (one per component), read at scrape time.
+    clients: Arc<std::sync::RwLock<Vec<Client>>>,
     pub(crate) instantiation: Histogram,
     /// Whether the server takes traffic (`/readyz`): set once it serves, cleared
     /// when it starts to drain.
@@ -189,9 +193,16 @@ impl Metrics {
             "Guests stopped at the request deadline",
             deadline_exceeded.clone(),
         );
-        if let Some(client) = client {
-            registry.register_collector(Box::new(ClientCollector(client.clone())));
-        }
+        let clients = Arc::new(std::sync::RwLock::new(
+            client.into_iter().cloned().collect(),
+        ));
+        registry.register_collector(Box::new(ClientCollector(clients.clone())));
+        let by_component = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "component_requests",
+            "Requests answered by each component of an app, by status class",
+            by_component.clone(),
+        );
         let by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"]
             .map(|c| requests.get_or_create(&[("class", c)]).clone());
         Metrics {
@@ -205,6 +216,8 @@ impl Metrics {
                 connections,
                 connections_rejected,
                 timeouts,
+                by_component,
+                clients,
                 instantiation,
                 ready: std::sync::atomic::AtomicBool::new(false),
                 traps,
@@ -252,6 +265,34 @@ impl Metrics {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.inner.by_class[class].inc();
         self.inner.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request a component of an app answered (by its name: the
+    /// label set is the app's components).
+    pub(crate) fn answered_by(&self, component: &str, status: http::StatusCode) {
+        let class =
+            ["1xx", "2xx", "3xx", "4xx", "5xx"][usize::from(status.as_u16() / 100).clamp(1, 5) - 1];
+        self.inner
+            .by_component
+            .get_or_create(&vec![
+                ("component", component.to_owned()),
+                ("class", class.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts a request refused before any guest, by a handler (an app's
+    /// router: `no_route`), in `requests_rejected_total{reason}`.
+    pub fn count_rejection(&self, reason: &'static str) {
+        self.rejected(reason);
+    }
+
+    /// The outbound clients whose counters are exported (an app has one per
+    /// component; a reload replaces them).
+    pub fn set_clients(&self, clients: Vec<Client>) {
+        if let Ok(mut current) = self.inner.clients.write() {
+            *current = clients;
+        }
     }
 
     pub(crate) fn rejected(&self, reason: &'static str) {
@@ -309,13 +350,33 @@ impl ServiceEvents for Inner {
     }
 }
 
-/// The outbound client's counters, read at each scrape.
+/// The outbound clients' counters, summed, read at each scrape.
 #[derive(Debug)]
-struct ClientCollector(Client);
+struct ClientCollector(Arc<std::sync::RwLock<Vec<Client>>>);
 
 impl Collector for ClientCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.0.stats();
+        let Ok(clients) = self.0.read() else {
+            return Ok(());
+        };
+        if clients.is_empty() {
+            return Ok(());
+        }
+        let mut stats = wasi_http_client::ClientStatsSnapshot::default();
+        for client in clients.iter() {
+            let s = client.stats();
+            for (outcome, n) in s.requests {
+                match stats.requests.iter_mut().find(|(o, _)| *o == outcome) {
+                    Some((_, total)) => *total += n,
+                    None => stats.requests.push((outcome, n)),
+                }
+            }
+            stats.connections_opened += s.connections_opened;
+            stats.connections_reused += s.connections_reused;
+            stats.connections_open += s.connections_open;
+            stats.connections_idle += s.connections_idle;
+        }
+        drop(clients);
         let requests = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
             "outbound_requests",

@@ -33,6 +33,7 @@ pub(crate) async fn respond<H: Handler>(
     let id = next_request_id();
     let line = AccessLine {
         id: id.clone(),
+        component: None,
         method: req.method().clone(),
         // Shares the request's bytes: no copy.
         path: req.uri().path_and_query().cloned(),
@@ -54,6 +55,14 @@ pub(crate) async fn respond<H: Handler>(
     let progress = config.response_write_timeout.map(|_| busy.progress());
     let status = response.status();
     config.metrics.answered(status, started.elapsed());
+    let mut line = line;
+    if let Some(component) = response.extensions().get::<wasi_http_core::ComponentName>() {
+        config.metrics.answered_by(&component.0, status);
+        if let Some(span) = span.as_mut().filter(|s| s.is_recording()) {
+            span.set_attribute("wasi_http.component", component.0.to_string().into());
+        }
+        line.component = Some(component.0.clone());
+    }
     if let Some(span) = span.as_mut().filter(|s| s.is_recording()) {
         span.set_attribute(
             "http.response.status_code",
@@ -287,6 +296,8 @@ impl BodyWatch for BodyLimit {
 
 struct AccessLine {
     id: Arc<str>,
+    /// The component that answered, in an app.
+    component: Option<Arc<str>>,
     method: http::Method,
     path: Option<http::uri::PathAndQuery>,
     version: http::Version,
@@ -360,6 +371,7 @@ impl BodyWatch for AccessLog {
             tracing::info!(
                 target: "wasi_http::access",
                 request_id = %line.id,
+                component = line.component.as_deref(),
                 method = %line.method,
                 path = %line.path.as_ref().map_or("/", |p| p.as_str()),
                 version = ?line.version,

@@ -1,5 +1,6 @@
 //! End-to-end tests of `wasi-http serve` as a separate process, over real sockets.
 
+mod app;
 mod deploy;
 mod faults;
 mod operations;
