@@ -171,7 +171,17 @@ impl ServeProcess {
     /// Waits up to 5 s until `n` stderr lines contain `needle` (lines from different
     /// workers may come out of order); returns those lines.
     pub fn wait_for_log_lines(&self, needle: &str, n: usize) -> Vec<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        self.wait_for_log_lines_within(needle, n, Duration::from_secs(5))
+    }
+
+    /// Like [`wait_for_log_lines`](Self::wait_for_log_lines), waiting up to `within`.
+    pub fn wait_for_log_lines_within(
+        &self,
+        needle: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
         loop {
             let lines: Vec<String> = self
                 .stderr()

@@ -117,3 +117,34 @@ impl Default for TestTls {
         TestTls::new()
     }
 }
+
+/// `GET /` over HTTPS (HTTP/1.1) to `addr`, as `localhost`, trusting `roots`
+/// only: `Err` when the handshake or the request fails.
+pub async fn tls_get(
+    addr: SocketAddr,
+    roots: &rustls::RootCertStore,
+) -> Result<StatusCode, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = get("/", &[("host", "localhost")]);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status())
+}

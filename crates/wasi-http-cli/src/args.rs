@@ -18,6 +18,10 @@ pub(crate) struct ServeArgs {
     /// The component (.wasm). Without it, an embedded demo component is served.
     #[arg(value_hint = ValueHint::FilePath)]
     pub(crate) component: Option<PathBuf>,
+    /// Reload (as on SIGHUP) when the settings file, a component or a TLS file
+    /// changes.
+    #[arg(long)]
+    pub(crate) watch: bool,
     /// Read settings from this TOML file: keys are these flags' long names
     /// (`max-memory = "512MiB"`, `allow-outbound = ["api.example.com"]`); flags given
     /// on the command line override it; unknown keys are errors.

@@ -74,9 +74,40 @@ pub(crate) struct PlannedComponent {
 }
 
 /// Parses the command line; with `serve --config FILE`, the file's settings come
-/// first and the command line's flags override them.
+/// first and the command line's flags override them. A usage error (or `--help`)
+/// is clap's: it prints and exits.
 pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Parsed> {
-    let matches = Cli::command().get_matches_from(argv.clone());
+    parse(argv, Clap::Exit)
+}
+
+/// Like [`parse_cli`], for a reload: every error is returned, none exits.
+pub(crate) fn parse_cli_checked(argv: Vec<OsString>) -> Result<Parsed> {
+    parse(argv, Clap::Return)
+}
+
+/// What a usage error does.
+#[derive(Clone, Copy)]
+enum Clap {
+    /// Print it (with usage) and exit, at startup.
+    Exit,
+    /// Return it, on reload.
+    Return,
+}
+
+impl Clap {
+    fn matches(self, argv: Vec<OsString>) -> Result<clap::ArgMatches> {
+        match Cli::command().try_get_matches_from(argv) {
+            Ok(m) => Ok(m),
+            Err(e) => match self {
+                Clap::Exit => e.exit(),
+                Clap::Return => Err(anyhow::anyhow!("{}", e.to_string().trim())),
+            },
+        }
+    }
+}
+
+fn parse(argv: Vec<OsString>, clap_errors: Clap) -> Result<Parsed> {
+    let matches = clap_errors.matches(argv.clone())?;
     let Some(("serve", serve)) = matches.subcommand() else {
         return Ok(Parsed {
             cli: Cli::from_arg_matches(&matches)?,
@@ -132,7 +163,7 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Parsed> {
                 merged.extend(values.last().map(|v| base.join(v).into_os_string()));
             }
         }
-        let matches = Cli::command().get_matches_from(merged);
+        let matches = clap_errors.matches(merged)?;
         return Ok(Parsed {
             cli: Cli::from_arg_matches(&matches)?,
             app: None,
@@ -153,7 +184,7 @@ pub(crate) fn parse_cli(argv: Vec<OsString>) -> Result<Parsed> {
     let mut server_argv: Vec<OsString> = argv[..at].to_vec();
     server_argv.extend(server_flags);
     server_argv.extend_from_slice(&argv[at..]);
-    let cli = Cli::from_arg_matches(&Cli::command().get_matches_from(server_argv))?;
+    let cli = Cli::from_arg_matches(&clap_errors.matches(server_argv)?)?;
     let mut components = Vec::new();
     for spec in &file.components {
         if let Some(s) = spec

@@ -28,6 +28,7 @@ mod fds;
 mod listen;
 mod logging;
 mod precompiled;
+mod reload;
 mod run;
 mod serve;
 

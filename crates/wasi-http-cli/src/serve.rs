@@ -51,7 +51,7 @@ fn tracer(args: &ServeArgs) -> Result<Option<wasi_http_otel::OtlpTracer>> {
 async fn serve_on(
     args: ServeArgs,
     app: Option<AppPlan>,
-    _argv: Vec<std::ffi::OsString>,
+    argv: Vec<std::ffi::OsString>,
     inherited: Option<std::net::TcpListener>,
     tracer: Option<wasi_http_otel::OtlpTracer>,
 ) -> Result<()> {
@@ -86,8 +86,14 @@ async fn serve_on(
         None => crate::app::build_one(&args).await?,
     };
     metrics.set_clients(served.clients);
-    let service = served.dispatch;
-    let mut server_config = server_config(&args, metrics.clone())?;
+    let live = crate::reload::Live::new(served.dispatch);
+    let certificate = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            wasi_http_server::ServerCertificate::load(cert, key).context("--tls-cert/--tls-key")?,
+        ),
+        _ => None,
+    };
+    let mut server_config = server_config(&args, metrics.clone(), certificate.as_ref())?;
     server_config.tracer =
         tracer.map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn wasi_http_core::Tracer>);
     let https = server_config.tls.is_some();
@@ -108,7 +114,7 @@ async fn serve_on(
         say!("Metrics on http://{}/metrics", listener.local_addr()?);
         tokio::spawn(wasi_http_server::serve_metrics(
             listener,
-            metrics,
+            metrics.clone(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
@@ -116,7 +122,18 @@ async fn serve_on(
     }
     let scheme = if https { "https" } else { "http" };
     say!("Serving HTTP on {scheme}://{}/", server.local_addr());
-    server.run(service, shutdown_signal()).await?;
+    // SIGHUP (and, with --watch, changed files) reloads what serves.
+    let watch = args.watch;
+    let reloader = crate::reload::Reloader {
+        live: live.clone(),
+        argv,
+        started: args,
+        metrics,
+        certificate,
+    };
+    let reloading = tokio::spawn(async move { reloader.run(watch, app.as_ref()).await });
+    server.run(live, shutdown_signal()).await?;
+    reloading.abort();
     // The metrics listener answers until the drain is over: /readyz says 503
     // and /healthz 200 through the shutdown delay and the drain.
     let _ = stop_tx.send(true);
@@ -125,7 +142,11 @@ async fn serve_on(
     Ok(())
 }
 
-fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result<ServerConfig> {
+fn server_config(
+    args: &ServeArgs,
+    metrics: wasi_http_server::Metrics,
+    certificate: Option<&wasi_http_server::ServerCertificate>,
+) -> Result<ServerConfig> {
     if args.max_concurrent_requests > args.max_instances as usize && !args.no_pooling {
         bail!(
             "--max-concurrent-requests ({}) exceeds --max-instances ({}): requests past the \
@@ -135,9 +156,12 @@ fn server_config(args: &ServeArgs, metrics: wasi_http_server::Metrics) -> Result
         );
     }
     let mut config = ServerConfig::default();
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls =
-            Some(wasi_http_server::server_tls_config(cert, key).context("--tls-cert/--tls-key")?);
+    if let Some(certificate) = certificate {
+        config.tls = Some(
+            certificate
+                .server_config()
+                .context("--tls-cert/--tls-key")?,
+        );
     }
     config.workers = args.workers;
     config.max_connections =

@@ -118,6 +118,78 @@ pub fn server_tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerCo
     Ok(Arc::new(config))
 }
 
+/// A server certificate that can be replaced while the server runs (renewed
+/// files read again): new handshakes get the new one, established connections
+/// keep theirs.
+#[derive(Clone)]
+pub struct ServerCertificate {
+    current: Arc<std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>>,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCertificate")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertificate {
+    /// Reads the PEM chain and key.
+    pub fn load(cert: &Path, key: &Path) -> Result<ServerCertificate, TlsError> {
+        let certified = certified_key(cert, key)?;
+        Ok(ServerCertificate {
+            current: Arc::new(std::sync::RwLock::new(certified)),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// A server TLS configuration serving this certificate (and its
+    /// replacements), offering HTTP/2 and HTTP/1.1 by ALPN.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(self.clone()));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Reads the files again; on an error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let certified = certified_key(&self.cert, &self.key)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = certified;
+        }
+        Ok(())
+    }
+
+    /// Checks that the files load, without using them (a reload's dry run).
+    pub fn check(&self) -> Result<(), TlsError> {
+        certified_key(&self.cert, &self.key).map(drop)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// The chain and key of PEM files, the key checked against the chain.
+fn certified_key(cert: &Path, key: &Path) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let (chain, key) = load_identity(cert, key)?;
+    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider())?;
+    Ok(Arc::new(certified))
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -23,4 +23,4 @@ mod watchdog;
 pub use batched_log::{BatchedLog, BatchedLogWriter};
 pub use metrics::{serve_metrics, ExternalCounter, Metrics, METRICS_MAX_CONNECTIONS};
 pub use server::{Server, ServerConfig, ServerError};
-pub use wasi_http_client::server_tls_config;
+pub use wasi_http_client::{server_tls_config, ServerCertificate};

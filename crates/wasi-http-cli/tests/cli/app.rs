@@ -8,7 +8,7 @@ use test_support::{get, send, Origin, ServeProcess};
 use super::{guest, BIN};
 
 /// A settings file in a fresh directory, with the guests it names copied in.
-fn app_file(toml: &str) -> (PathBuf, String) {
+pub(crate) fn app_file(toml: &str) -> (PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
         "wasi-http-app-{}-{}",
         std::process::id(),
@@ -26,7 +26,7 @@ fn app_file(toml: &str) -> (PathBuf, String) {
     (dir, path)
 }
 
-async fn request(
+pub(crate) async fn request(
     server: &ServeProcess,
     host: &str,
     path: &str,

@@ -5,6 +5,7 @@ mod deploy;
 mod faults;
 mod operations;
 mod p3;
+mod reload;
 mod tracing;
 
 use std::path::PathBuf;
