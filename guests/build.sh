@@ -3,7 +3,8 @@
 # guests/src/ and the vendored WIT in crates/wasi-http-host/wit/ (WASI 0.2:
 # hello, echo, client, fault), and from guests/p3/ and the vendored WIT in
 # crates/wasi-http-host/wit-p3/ (WASI 0.3: p3-hello, p3-echo, p3-client,
-# p3-fault), plus two wasi:cli/command guests for `wasi-http run`:
+# p3-fault, and the middleware p3-mw-header, p3-mw-reject, p3-mw-upper), plus
+# two wasi:cli/command guests for `wasi-http run`:
 # guests/src/command.c -> command-p2 (WASI 0.2, preview1 command adapter) and
 # guests/p3/command.c -> command-p3 (WASI 0.3, no adapter); then rewrites
 # guests/wasm/MANIFEST.sha256 (checked by tests/it/guests_fresh.rs).
@@ -21,6 +22,8 @@ set -euo pipefail
 GUESTS="hello echo client fault"
 # WASI 0.3 guests: guests/p3/<g>.c -> guests/wasm/p3-<g>.wasm
 P3_GUESTS="hello echo client fault"
+# WASI 0.3 middleware: guests/p3/middleware.c -D MW_<M> -> guests/wasm/p3-mw-<m>.wasm
+P3_MIDDLEWARE="header reject upper"
 # wasi:cli/command guests: guests/src/command.c -> guests/wasm/command-p2.wasm,
 # guests/p3/command.c -> guests/wasm/command-p3.wasm
 COMMAND_GUESTS="command-p2 command-p3"
@@ -240,6 +243,20 @@ for g in $P3_GUESTS; do
     mv "$out/p3-$g.wasm.tmp" "$out/p3-$g.wasm"
 done
 
+# The middleware guests: guests/p3/middleware.c built once per behaviour.
+for m in $P3_MIDDLEWARE; do
+    define="MW_$(printf '%s' "$m" | tr '[:lower:]' '[:upper:]')"
+    $CC "${P3_CFLAGS[@]}" "-D$define" -c "$here/p3/middleware.c" -o "$obj_p3/mw-$m.o"
+    $CC "${LDFLAGS[@]}" \
+        "$obj_p3/mw-$m.o" "$obj_p3/common.o" "$obj_p3/service.o" \
+        "$gen/bindings-p3/service_component_type.o" \
+        -o "$obj_p3/mw-$m.core.wasm"
+    wasm-tools strip "$obj_p3/mw-$m.core.wasm" -o "$obj_p3/mw-$m.core.stripped.wasm"
+    wasm-tools component new "$obj_p3/mw-$m.core.stripped.wasm" -o "$out/p3-mw-$m.wasm.tmp"
+    wasm-tools validate --features component-model,cm-async "$out/p3-mw-$m.wasm.tmp"
+    mv "$out/p3-mw-$m.wasm.tmp" "$out/p3-mw-$m.wasm"
+done
+
 # ---------------------------------------------------------- build commands --
 
 # command-p2: a wasi-libc command module (crt1 `_start` -> main, libc stdio)
@@ -293,6 +310,7 @@ cd "$root"
     {
         for g in $GUESTS; do echo "guests/wasm/$g.wasm"; done
         for g in $P3_GUESTS; do echo "guests/wasm/p3-$g.wasm"; done
+        for m in $P3_MIDDLEWARE; do echo "guests/wasm/p3-mw-$m.wasm"; done
         for g in $COMMAND_GUESTS; do echo "guests/wasm/$g.wasm"; done
     } | LC_ALL=C sort | while IFS= read -r f; do sha256sum -- "$f"; done
 } >guests/wasm/MANIFEST.sha256.tmp
@@ -304,6 +322,9 @@ for g in $GUESTS; do
 done
 for g in $P3_GUESTS; do
     printf '  %-10s %8d bytes\n' "p3-$g" "$(stat -c %s "guests/wasm/p3-$g.wasm")"
+done
+for m in $P3_MIDDLEWARE; do
+    printf '  %-10s %8d bytes\n' "p3-mw-$m" "$(stat -c %s "guests/wasm/p3-mw-$m.wasm")"
 done
 for g in $COMMAND_GUESTS; do
     printf '  %-10s %8d bytes\n' "$g" "$(stat -c %s "guests/wasm/$g.wasm")"

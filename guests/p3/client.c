@@ -27,6 +27,11 @@
  *                                `x-options-set: ok|immutable|not-supported|
  *                                other` (or `none` when get-options gave none)
  *                                on the response (the WIT says: immutable)
+ *   x-loop: 1                    the outgoing request carries `x-url` (the same
+ *                                URL) and `x-loop: 1` too, and its response is
+ *                                this guest's response as it is (an internal
+ *                                call to itself is then a loop, which the host
+ *                                cuts)
  *   x-transmission: 1            before responding, waits for the outgoing
  *                                request's transmission future (the one
  *                                request.new returned): `x-transmission: ok`
@@ -86,6 +91,7 @@ typedef struct {
     bool drop_early;
     bool options_check;
     bool transmission;
+    bool loop;
     uint64_t concurrent; /* 0: not concurrent */
 } config_t;
 
@@ -193,6 +199,11 @@ static const char *parse_config(const field_list_t *entries, config_t *c) {
     c->method = parse_method(find_header(entries, "x-method"));
     c->no_path = is_one(find_header(entries, "x-no-path"));
     c->forward_body = is_one(find_header(entries, "x-forward-body"));
+    c->loop = is_one(find_header(entries, "x-loop"));
+    if (c->loop && (!hdrs_add(&c->fwd, NULL, (const uint8_t *)"x-url", 5, url->ptr, url->len) ||
+                    !hdrs_add_str(&c->fwd, "x-loop", "1"))) {
+        return "guest-out-of-memory";
+    }
     c->drop_early = is_one(find_header(entries, "x-drop-body-early"));
     c->options_check = is_one(find_header(entries, "x-options-check"));
     c->transmission = is_one(find_header(entries, "x-transmission"));
@@ -532,6 +543,12 @@ static void single_respond(task_t *t, single_t *s) {
     own_response_t resp = s->result.val.ok;
     borrow_response_t rb = wasi_http_types_borrow_response(resp);
 
+    if (s->cfg.loop) {
+        /* The response received is this guest's response, as it is. */
+        hdrs_free(&s->h);
+        task_return_response(t, resp);
+        return;
+    }
     if (s->cfg.drop_early) {
         if (!hdrs_add_u64(&s->h, "x-status", wasi_http_types_method_response_get_status_code(rb))) {
             hdrs_free(&s->h);

@@ -37,9 +37,12 @@ pub(crate) enum Dispatch {
 /// Components and the routes to them.
 pub(crate) struct App {
     router: Router,
-    /// Per route: the component that answers and the route as written.
-    routes: Vec<(usize, http::HeaderValue)>,
-    components: Vec<(Arc<str>, AnyService)>,
+    /// Per route: the component that takes its requests (a chain's first), its
+    /// service, and the route as written.
+    routes: Vec<(Arc<str>, AnyService, http::HeaderValue)>,
+    /// The components by name (the targets of internal calls, which their
+    /// hooks reach weakly through this).
+    _components: Arc<crate::calls::Components>,
     metrics: wasi_http_server::Metrics,
 }
 
@@ -66,7 +69,7 @@ pub(crate) async fn build_one(args: &ServeArgs) -> Result<Served> {
         &args.cache,
         args.component.is_some(),
     )?;
-    let (service, client) = service(args, &kind, &engine, &component)?;
+    let (service, client) = service(args, &kind, &engine, &component, None)?;
     check(&service, &name).await?;
     Ok(Served {
         dispatch: Dispatch::One(service),
@@ -81,6 +84,7 @@ pub(crate) async fn build_app(
     plan: &AppPlan,
     server: &ServeArgs,
     metrics: &wasi_http_server::Metrics,
+    admission: &crate::calls::AdmissionCell,
 ) -> Result<Served> {
     struct Loaded {
         name: String,
@@ -118,6 +122,8 @@ pub(crate) async fn build_app(
         .unwrap_or(engine_config.max_memory_bytes);
     engine_config.fuel = plan.components.iter().any(|c| c.args.fuel.is_some());
     let mut engines: Vec<(bool, wasmtime::Engine)> = Vec::new();
+    let shared = crate::calls::Shared::new(admission.clone(), metrics.clone());
+    let mut compiled = Vec::new();
     let mut components = Vec::new();
     let mut clients = Vec::new();
     for (plan_c, l) in plan.components.iter().zip(&loaded) {
@@ -141,35 +147,60 @@ pub(crate) async fn build_app(
             &server.cache,
             true,
         )?;
-        let (service, client) = service(&plan_c.args, &l.kind, &engine, &component)?;
+        let links = links(plan_c, &shared, None);
+        let (service, client) = service(&plan_c.args, &l.kind, &engine, &component, Some(links))?;
         check(&service, &name).await?;
         components.push((Arc::<str>::from(l.name.as_str()), service));
         clients.push(client);
+        compiled.push((engine, component));
     }
+    let components = Arc::new(components);
+    shared.set_components(&components);
     let index = |name: &str| loaded.iter().position(|l| l.name == name);
     let mut routes = Vec::new();
     let mut table = Vec::new();
     for (i, r) in plan.routes.iter().enumerate() {
-        if r.chain.len() > 1 {
-            bail!(
-                "route {} (`{}`): middleware chains are not served yet; name one `component`",
-                i + 1,
-                r.path.written()
-            );
+        let written = http::HeaderValue::from_str(&r.path.written())
+            .with_context(|| format!("route {}: the path is not a header value", i + 1))?;
+        let mut positions = Vec::with_capacity(r.chain.len());
+        for n in &r.chain {
+            positions.push(index(n).context("internal: a route to an unknown component")?);
         }
-        let target = r
-            .chain
-            .first()
-            .and_then(|n| index(n))
-            .context("internal: a route to an unknown component")?;
+        let (&last, middleware) = positions
+            .split_last()
+            .context("internal: a route to no component")?;
+        // A chain is served from its end: each middleware gets a service of
+        // its own whose next handler is the service after it.
+        let (mut name, mut target) = components[last].clone();
+        for &m in middleware.iter().rev() {
+            let what = format!(
+                "route {} (`{}`): chain component `{}`",
+                i + 1,
+                r.path.written(),
+                loaded[m].name
+            );
+            let (engine, component) = &compiled[m];
+            check_middleware(&loaded[m].kind, engine, component, &what)?;
+            let plan_c = &plan.components[m];
+            let links = links(plan_c, &shared, Some((name, target)));
+            let (service, client) = service(
+                &plan_c.args,
+                &loaded[m].kind,
+                engine,
+                component,
+                Some(links),
+            )?;
+            check(&service, &what).await?;
+            clients.push(client);
+            name = components[m].0.clone();
+            target = service;
+        }
         routes.push(Route {
             host: r.host.clone(),
             path: r.path.clone(),
             target: i,
         });
-        let written = http::HeaderValue::from_str(&r.path.written())
-            .with_context(|| format!("route {}: the path is not a header value", i + 1))?;
-        table.push((target, written));
+        table.push((name, target, written));
     }
     let router = Router::new(routes)
         .map_err(anyhow::Error::from)
@@ -178,11 +209,53 @@ pub(crate) async fn build_app(
         dispatch: Dispatch::App(App {
             router,
             routes: table,
-            components,
+            _components: components,
             metrics: metrics.clone(),
         }),
         clients,
     })
+}
+
+/// What a component of an app reaches besides the network.
+fn links(
+    c: &crate::config_file::PlannedComponent,
+    shared: &crate::calls::Shared,
+    next: Option<(Arc<str>, AnyService)>,
+) -> crate::calls::Links {
+    crate::calls::Links {
+        name: Arc::from(c.name.as_str()),
+        may_call: c.call.iter().map(|n| Arc::from(n.as_str())).collect(),
+        shared: shared.clone(),
+        next,
+    }
+}
+
+/// A chain's middleware is a WASI 0.3 component that imports
+/// `wasi:http/handler` (the `wasi:http/middleware` world): anything else
+/// could never hand a request on.
+fn check_middleware(
+    kind: &ComponentKind,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    what: &str,
+) -> Result<()> {
+    if !kind.is_p3() {
+        bail!(
+            "{what} is a WASI 0.2 component: only a WASI 0.3 middleware (one that imports \
+             wasi:http/handler) can come before another in a chain; make it the chain's last"
+        );
+    }
+    let imports_handler = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/handler@0.3"));
+    if !imports_handler {
+        bail!(
+            "{what} does not import wasi:http/handler, so it cannot call the next component: \
+             build it for the wasi:http/middleware world, or make it the chain's last"
+        );
+    }
+    Ok(())
 }
 
 /// The HTTP service kind of `bytes`; a command component is refused.
@@ -212,10 +285,14 @@ fn service(
     kind: &ComponentKind,
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
+    links: Option<crate::calls::Links>,
 ) -> Result<(AnyService, client::Client)> {
     let client = client::Client::new(args.outbound.client_config()?);
     let mut config = ServiceConfig::default();
-    config.hooks = Arc::new(client.clone());
+    config.hooks = match links {
+        Some(links) => Arc::new(crate::calls::CallHooks::new(client.clone(), links)),
+        None => Arc::new(client.clone()),
+    };
     config.env = args.guest_env.vars()?;
     config.max_memory_bytes = Some(args.max_memory);
     config.max_resources = args.max_resources;
@@ -308,7 +385,7 @@ impl App {
                 return wasi_http_core::error_response(http::StatusCode::NOT_FOUND);
             }
         };
-        let (component, written) = &self.routes[target];
+        let (name, service, written) = &self.routes[target];
         let headers = request.headers_mut();
         headers.remove(ROUTE_HEADER);
         headers.remove(PATH_INFO_HEADER);
@@ -316,7 +393,6 @@ impl App {
         if let Some(info) = path_info {
             headers.insert(PATH_INFO_HEADER, info);
         }
-        let (name, service) = &self.components[*component];
         let mut response = service.handle(request, cx).await;
         response
             .extensions_mut()

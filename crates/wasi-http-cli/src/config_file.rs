@@ -69,7 +69,6 @@ pub(crate) struct PlannedComponent {
     /// component path is its `source`).
     pub(crate) args: ServeArgs,
     /// The components it may call as `http://NAME.internal/`.
-    #[allow(dead_code)] // internal calls come with the next step
     pub(crate) call: Vec<String>,
 }
 

@@ -21,6 +21,7 @@ macro_rules! say {
 
 mod app;
 mod args;
+mod calls;
 mod compile;
 mod component;
 mod config_file;

@@ -56,6 +56,8 @@ pub(crate) struct Reloader {
     pub(crate) started: ServeArgs,
     pub(crate) metrics: wasi_http_server::Metrics,
     pub(crate) certificate: Option<wasi_http_server::ServerCertificate>,
+    /// The server's admission, for the internal calls of the apps it builds.
+    pub(crate) admission: crate::calls::AdmissionCell,
 }
 
 impl Reloader {
@@ -109,7 +111,7 @@ impl Reloader {
                 .context("--tls-cert/--tls-key: the files do not load")?;
         }
         let metrics = self.metrics.clone();
-        let (plan, served) = build_elsewhere(args, app, metrics).await?;
+        let (plan, served) = build_elsewhere(args, app, metrics, self.admission.clone()).await?;
         if let Some(certificate) = &self.certificate {
             certificate
                 .reload()
@@ -128,6 +130,7 @@ async fn build_elsewhere(
     args: ServeArgs,
     app: Option<AppPlan>,
     metrics: wasi_http_server::Metrics,
+    admission: crate::calls::AdmissionCell,
 ) -> Result<(Option<AppPlan>, Served)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -140,7 +143,9 @@ async fn build_elsewhere(
                 .and_then(|rt| {
                     rt.block_on(async {
                         let served = match &app {
-                            Some(plan) => crate::app::build_app(plan, &args, &metrics).await?,
+                            Some(plan) => {
+                                crate::app::build_app(plan, &args, &metrics, &admission).await?
+                            }
                             None => crate::app::build_one(&args).await?,
                         };
                         Ok((app, served))

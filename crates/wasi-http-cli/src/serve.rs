@@ -81,8 +81,9 @@ async fn serve_on(
         None => Vec::new(),
     };
     let metrics = wasi_http_server::Metrics::with_external(None, external);
+    let admission = crate::calls::AdmissionCell::default();
     let served = match &app {
-        Some(plan) => crate::app::build_app(plan, &args, &metrics).await?,
+        Some(plan) => crate::app::build_app(plan, &args, &metrics, &admission).await?,
         None => crate::app::build_one(&args).await?,
     };
     metrics.set_clients(served.clients);
@@ -105,6 +106,8 @@ async fn serve_on(
         }
         None => Server::bind(args.addr, server_config)?,
     };
+    // Internal calls take their slots where requests from the network do.
+    let _ = admission.set(server.admission());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = args.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -130,6 +133,7 @@ async fn serve_on(
         started: args,
         metrics,
         certificate,
+        admission,
     };
     let reloading = tokio::spawn(async move { reloader.run(watch, app.as_ref()).await });
     server.run(live, shutdown_signal()).await?;

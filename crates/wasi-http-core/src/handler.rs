@@ -42,6 +42,10 @@ pub struct RequestContext {
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The request's tracing (its server span's context), if spans are recorded.
     pub trace: Option<crate::trace::RequestTrace>,
+    /// How many in-process calls deep the request is: 0 from the network, one
+    /// more for each component that handed it on without a socket (an app's
+    /// internal calls). Hooks cut loops with it.
+    pub call_depth: u32,
 }
 
 impl RequestContext {
@@ -58,6 +62,7 @@ impl RequestContext {
             events: None,
             slot: None,
             trace: None,
+            call_depth: 0,
         }
     }
 }

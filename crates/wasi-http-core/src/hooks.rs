@@ -21,6 +21,19 @@ pub trait WasiHttpHooks: Send + Sync {
     /// waits for it.
     fn send_request(&self, request: OutgoingRequest) -> Result<ResponseFuture, ErrorCode>;
 
+    /// Hands a request to the next handler: a WASI 0.3 middleware's
+    /// `wasi:http/handler` import (`handle`). The default has no next handler
+    /// and refuses with `HTTP-request-denied`; a host that chains components
+    /// calls the next one here. Returning `Err` hands the error code to the
+    /// guest at once.
+    fn forward_request(&self, request: OutgoingRequest) -> Result<ResponseFuture, ErrorCode> {
+        tracing::warn!(
+            path = %request.request.uri().path(),
+            "a middleware called its next handler, but none follows it here"
+        );
+        Err(ErrorCode::HttpRequestDenied)
+    }
+
     /// Whether a guest may not set this header on `fields` it creates. The default
     /// forbids the headers the host manages itself ([`DEFAULT_FORBIDDEN_HEADERS`]).
     ///
@@ -63,6 +76,10 @@ pub struct OutgoingRequest {
     /// the sender makes a client span under it and writes `traceparent` (unless
     /// the guest set its own).
     pub trace: Option<crate::trace::RequestTrace>,
+    /// The [`call_depth`](crate::RequestContext::call_depth) of the request the
+    /// guest was handling: a request handed to another component in-process
+    /// goes one deeper.
+    pub call_depth: u32,
 }
 
 impl OutgoingRequest {
@@ -72,6 +89,7 @@ impl OutgoingRequest {
             request,
             options: RequestOptions::default(),
             trace: None,
+            call_depth: 0,
         }
     }
 }

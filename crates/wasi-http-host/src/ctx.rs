@@ -26,6 +26,9 @@ pub struct WasiHttpCtx {
     /// context): outgoing requests continue it. 0.3: the latest request of the
     /// instance, which serves several at once.
     pub(crate) trace: Option<wasi_http_core::RequestTrace>,
+    /// The call depth of the request the guest is handling (0.3: of the
+    /// instance's latest request), given to its outgoing requests.
+    pub(crate) call_depth: u32,
 }
 
 /// How a guest answered a request, as its service sees it when the call ends.
@@ -66,6 +69,7 @@ impl WasiHttpCtx {
             started: 0,
             answer: Answer::None,
             trace: None,
+            call_depth: 0,
         }
     }
 

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod admission;
 mod batched_log;
 mod conn;
 mod metrics;
@@ -20,6 +21,7 @@ mod respond;
 mod server;
 mod watchdog;
 
+pub use admission::{Admission, Rejected};
 pub use batched_log::{BatchedLog, BatchedLogWriter};
 pub use metrics::{serve_metrics, ExternalCounter, Metrics, METRICS_MAX_CONNECTIONS};
 pub use server::{Server, ServerConfig, ServerError};

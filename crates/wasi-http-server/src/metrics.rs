@@ -268,8 +268,9 @@ impl Metrics {
     }
 
     /// Counts a request a component of an app answered (by its name: the
-    /// label set is the app's components).
-    pub(crate) fn answered_by(&self, component: &str, status: http::StatusCode) {
+    /// label set is the app's components), in
+    /// `component_requests_total{component,class}`.
+    pub fn answered_by(&self, component: &str, status: http::StatusCode) {
         let class =
             ["1xx", "2xx", "3xx", "4xx", "5xx"][usize::from(status.as_u16() / 100).clamp(1, 5) - 1];
         self.inner
@@ -458,7 +459,12 @@ pub async fn serve_metrics(
         metrics: Metrics::new(None),
         ..Default::default()
     };
-    let shared = Arc::new(crate::server::Shared::new(config, Exposition(metrics)));
+    let admission = crate::Admission::new(&config);
+    let shared = Arc::new(crate::server::Shared::new(
+        config,
+        admission,
+        Exposition(metrics),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = async move {
         shutdown.await;

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Context;
 use std::time::{Duration, Instant};
@@ -172,26 +171,8 @@ async fn admit_and_handle<H: Handler>(
     }
 
     // A free slot, or a place in the bounded queue.
-    let permit = match shared.slots.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            let waiting = shared.queued.fetch_add(1, Ordering::AcqRel);
-            let _leave = Leave(&shared.queued, metrics.queued());
-            metrics.queued().inc();
-            if waiting >= config.max_queued_requests {
-                metrics.rejected("queue_full");
-                return unavailable();
-            }
-            match tokio::time::timeout(config.queue_timeout, shared.slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    metrics.rejected("queue_timeout");
-                    return unavailable();
-                }
-            }
-        }
+    let Ok(permit) = shared.admission.admit().await else {
+        return unavailable();
     };
 
     let verdict = Arc::new(BodyVerdict::default());
@@ -218,19 +199,6 @@ async fn admit_and_handle<H: Handler>(
     match verdict.get() {
         Some(status) => close_after(error_response(status)),
         None => response,
-    }
-}
-
-/// Leaves the wait queue (count and gauge) when dropped.
-struct Leave<'a>(
-    &'a AtomicUsize,
-    &'a prometheus_client::metrics::gauge::Gauge,
-);
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-        self.1.dec();
     }
 }
 

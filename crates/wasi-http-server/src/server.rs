@@ -17,9 +17,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use wasi_http_core::Handler;
 
+use crate::admission::Admission;
 use crate::conn::{Activity, Busy, Overdue, Tracked};
 use crate::metrics::Metrics;
 use crate::respond::respond;
@@ -145,6 +146,7 @@ pub struct Server {
     listeners: Vec<std::net::TcpListener>,
     addr: SocketAddr,
     config: ServerConfig,
+    admission: Admission,
 }
 
 impl std::fmt::Debug for Server {
@@ -177,6 +179,7 @@ impl Server {
         Ok(Server {
             listeners,
             addr: bound,
+            admission: Admission::new(&config),
             config,
         })
     }
@@ -203,6 +206,7 @@ impl Server {
         Ok(Server {
             listeners,
             addr,
+            admission: Admission::new(&config),
             config,
         })
     }
@@ -210,6 +214,12 @@ impl Server {
     /// Where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its slots and wait queue: for requests its handler makes to itself
+    /// in-process, which must count against the same limits.
+    pub fn admission(&self) -> Admission {
+        self.admission.clone()
     }
 
     /// Serves `handler` until `shutdown` resolves; then clears readiness, serves
@@ -222,7 +232,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared::new(self.config, handler));
+        let shared = Arc::new(Shared::new(self.config, self.admission, handler));
         let mut done = Vec::new();
         for (i, listener) in self.listeners.into_iter().enumerate() {
             let shared = shared.clone();
@@ -317,14 +327,13 @@ pub(crate) struct Shared<H> {
     pub(crate) config: ServerConfig,
     pub(crate) handler: H,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) slots: Arc<Semaphore>,
-    pub(crate) queued: AtomicUsize,
+    pub(crate) admission: Admission,
     connections: AtomicUsize,
     http: auto::Builder<WatchdogExecutor>,
 }
 
 impl<H: Handler> Shared<H> {
-    pub(crate) fn new(config: ServerConfig, handler: H) -> Self {
+    pub(crate) fn new(config: ServerConfig, admission: Admission, handler: H) -> Self {
         // HTTP/2 stream tasks run under the response write timeout's watchdog.
         let mut http = auto::Builder::new(WatchdogExecutor {
             timeout: config.response_write_timeout,
@@ -343,8 +352,7 @@ impl<H: Handler> Shared<H> {
             .max_concurrent_streams(config.max_streams_per_connection.max(1));
         Shared {
             tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
-            slots: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
-            queued: AtomicUsize::new(0),
+            admission,
             connections: AtomicUsize::new(0),
             http,
             handler,

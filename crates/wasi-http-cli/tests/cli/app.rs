@@ -17,7 +17,17 @@ pub(crate) fn app_file(toml: &str) -> (PathBuf, String) {
             .map_or(0, |d| d.as_nanos())
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["hello", "echo", "p3-echo", "client", "fault"] {
+    for name in [
+        "hello",
+        "echo",
+        "p3-echo",
+        "client",
+        "p3-client",
+        "fault",
+        "p3-mw-header",
+        "p3-mw-reject",
+        "p3-mw-upper",
+    ] {
         std::fs::copy(guest(name), dir.join(format!("{name}.wasm"))).unwrap();
     }
     let file = dir.join("app.toml");

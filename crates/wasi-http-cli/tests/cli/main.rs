@@ -1,6 +1,7 @@
 //! End-to-end tests of `wasi-http serve` as a separate process, over real sockets.
 
 mod app;
+mod calls;
 mod deploy;
 mod faults;
 mod operations;

@@ -96,6 +96,7 @@ pub(crate) fn handle(
 
     let mut outgoing = OutgoingRequest::new(http_req);
     outgoing.trace = view.ctx.trace.clone();
+    outgoing.call_depth = view.ctx.call_depth;
     outgoing.options = options;
     let future = hooks.send_request(outgoing)?;
     // Spawned so the request makes progress (and its body is consumed) while the

@@ -237,6 +237,7 @@ impl ProxyService {
             events,
             slot,
             trace,
+            call_depth,
             ..
         } = cx;
         let id_for_log = id.clone();
@@ -277,6 +278,7 @@ impl ProxyService {
                 return;
             }
             let started = instance.store.data().http.started;
+            instance.store.data_mut().http.call_depth = call_depth;
             let mut out_rep = out.rep();
             let mut result = run(&inner, &mut instance, req, out, &events, trace.as_ref()).await;
             let deadline = |result: &wasmtime::Result<()>| matches!(result, Err(e) if is_interrupt(e) && timeout.is_some());

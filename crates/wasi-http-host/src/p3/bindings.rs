@@ -13,6 +13,7 @@ mod generated {
         world: "wasi-http-host:bindings-p3/service",
         imports: {
             "wasi:http/client.send": async | store | trappable | tracing,
+            "wasi:http/handler.handle": async | store | trappable | tracing,
             "wasi:http/types.[static]request.new": store | trappable | tracing,
             "wasi:http/types.[static]request.consume-body": store | trappable | tracing,
             "wasi:http/types.[static]response.new": store | trappable | tracing,

@@ -472,27 +472,69 @@ impl<T: WasiHttpView + Send + 'static> super::bindings::http::client::HostWithSt
         accessor: &Accessor<T, Self>,
         request: Resource<HostRequest>,
     ) -> Result<Resource<HostResponse>, HttpError> {
-        let (outgoing, hooks, limits) = accessor.with(|mut access| {
-            let view = access.get();
-            let request = view.table.delete(request)?;
-            view.ctx.started += 1;
-            let hooks = view.ctx.hooks.clone();
-            let limits = view.ctx.limits.clone();
-            let mut outgoing = request.into_outgoing(&*hooks)?;
-            outgoing.trace = view.ctx.trace.clone();
-            Ok::<_, HttpError>((outgoing, hooks, limits))
-        })?;
-        let span = tracing::debug_span!("outgoing-request", destination = %outgoing.request.uri());
-        let response = {
+        call(accessor, request, Destination::Network).await
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// handler (a middleware's next handler)
+
+impl super::bindings::http::handler::Host for WasiHttpCtxView<'_> {}
+
+impl<T: WasiHttpView + Send + 'static> super::bindings::http::handler::HostWithStore<T>
+    for HasHttp
+{
+    async fn handle(
+        accessor: &Accessor<T, Self>,
+        request: Resource<HostRequest>,
+    ) -> Result<Resource<HostResponse>, HttpError> {
+        call(accessor, request, Destination::Next).await
+    }
+}
+
+/// Where a guest's request goes: out (`client.send`) or on (`handler.handle`).
+#[derive(Clone, Copy)]
+enum Destination {
+    Network,
+    Next,
+}
+
+/// A guest's request handed to the hooks, and their response handed back: the
+/// same for both, so a middleware's next handler streams as the network does.
+async fn call<T: WasiHttpView + Send + 'static>(
+    accessor: &Accessor<T, HasHttp>,
+    request: Resource<HostRequest>,
+    to: Destination,
+) -> Result<Resource<HostResponse>, HttpError> {
+    let (outgoing, hooks, limits) = accessor.with(|mut access| {
+        let view = access.get();
+        let request = view.table.delete(request)?;
+        view.ctx.started += 1;
+        let hooks = view.ctx.hooks.clone();
+        let limits = view.ctx.limits.clone();
+        let mut outgoing = request.into_outgoing(&*hooks)?;
+        outgoing.trace = view.ctx.trace.clone();
+        outgoing.call_depth = view.ctx.call_depth;
+        Ok::<_, HttpError>((outgoing, hooks, limits))
+    })?;
+    let response = match to {
+        Destination::Network => {
+            let span =
+                tracing::debug_span!("outgoing-request", destination = %outgoing.request.uri());
             let _enter = span.enter();
             hooks.send_request(outgoing)?
         }
-        .await?;
-        let (parts, body) = response.response.into_parts();
-        let headers = Fields::from_received(parts.headers, &limits)
-            .map_err(|_| ErrorCode::HttpResponseHeaderSectionSize(None))?;
-        let response =
-            HostResponse::received(parts.status, headers, body, response.between_bytes_timeout);
-        accessor.with(|mut access| Ok(access.get().table.push(response)?))
+        Destination::Next => {
+            let span = tracing::debug_span!("next-handler", path = %outgoing.request.uri().path());
+            let _enter = span.enter();
+            hooks.forward_request(outgoing)?
+        }
     }
+    .await?;
+    let (parts, body) = response.response.into_parts();
+    let headers = Fields::from_received(parts.headers, &limits)
+        .map_err(|_| ErrorCode::HttpResponseHeaderSectionSize(None))?;
+    let response =
+        HostResponse::received(parts.status, headers, body, response.between_bytes_timeout);
+    accessor.with(|mut access| Ok(access.get().table.push(response)?))
 }

@@ -208,6 +208,7 @@ async fn call(
         id,
         deadline,
         trace,
+        call_depth,
         reply,
         done,
         ..
@@ -235,6 +236,7 @@ async fn call(
         if handling.is_some() {
             state.http.trace = handling;
         }
+        state.http.call_depth = call_depth;
         // The epoch stops a guest that computes once no request has time left.
         if let Some(at) = deadline.map(Deadline::into_std) {
             state.deadline = Some(state.deadline.map_or(at, |d| d.max(at)));

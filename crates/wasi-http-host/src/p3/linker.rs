@@ -6,8 +6,8 @@ use wasmtime_wasi::WasiView;
 
 use crate::{HasHttp, WasiHttpView};
 
-/// Adds the `wasi:http/service` world's imports: `wasi:http@0.3.0` (types,
-/// client) and `wasmtime-wasi`'s WASI 0.3 cli, clocks, random, filesystem and
+/// Adds the `wasi:http/service` and `wasi:http/middleware` worlds' imports:
+/// `wasi:http@0.3.0` (types, client, handler) and `wasmtime-wasi`'s WASI 0.3 cli, clocks, random, filesystem and
 /// sockets. What guests may use is what the store's `WasiCtx` grants.
 pub fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
@@ -32,12 +32,15 @@ where
     Ok(())
 }
 
-/// Adds only `wasi:http/types@0.3.0` and `wasi:http/client@0.3.0`.
+/// Adds only `wasi:http/types@0.3.0`, `wasi:http/client@0.3.0` and the
+/// `wasi:http/handler@0.3.0` import of middleware (its requests go to
+/// [`WasiHttpHooks::forward_request`](wasi_http_core::WasiHttpHooks::forward_request)).
 pub fn add_only_http_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
     T: WasiHttpView + Send + 'static,
 {
     super::bindings::http::types::add_to_linker::<T, HasHttp>(linker, T::http)?;
     super::bindings::http::client::add_to_linker::<T, HasHttp>(linker, T::http)?;
+    super::bindings::http::handler::add_to_linker::<T, HasHttp>(linker, T::http)?;
     Ok(())
 }

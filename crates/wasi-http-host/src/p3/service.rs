@@ -97,6 +97,8 @@ pub(super) struct Job {
     pub(super) events: Option<Arc<dyn ServiceEvents>>,
     /// The request's tracing (its server span's context), if recorded.
     pub(super) trace: Option<wasi_http_core::RequestTrace>,
+    /// The request's call depth (see `RequestContext::call_depth`).
+    pub(super) call_depth: u32,
     pub(super) reply: oneshot::Sender<Reply>,
     /// Released when the request is done: the instance's count, the server's slot
     /// and the in-flight gauge.
@@ -222,6 +224,7 @@ impl Service {
             events,
             slot,
             trace,
+            call_depth,
             ..
         } = cx;
         let in_flight = InFlight::new(events.clone());
@@ -233,6 +236,7 @@ impl Service {
             deadline,
             events: events.clone(),
             trace,
+            call_depth,
             reply,
             done: JobDone {
                 slot: instance,
