@@ -231,30 +231,27 @@ mkdir -p "$obj_p3"
 $CC "${P3_GEN_CFLAGS[@]}" -c "$gen/bindings-p3/service.c" -o "$obj_p3/service.o"
 $CC "${P3_CFLAGS[@]}" -c "$here/p3/common.c" -o "$obj_p3/common.o"
 
-for g in $P3_GUESTS; do
-    $CC "${P3_CFLAGS[@]}" -c "$here/p3/$g.c" -o "$obj_p3/$g.o"
+# build_p3 <output name> <source> [compiler flags...]: one 0.3 guest.
+build_p3() {
+    local name=$1 source=$2
+    shift 2
+    $CC "${P3_CFLAGS[@]}" "$@" -c "$source" -o "$obj_p3/$name.o"
     $CC "${LDFLAGS[@]}" \
-        "$obj_p3/$g.o" "$obj_p3/common.o" "$obj_p3/service.o" \
+        "$obj_p3/$name.o" "$obj_p3/common.o" "$obj_p3/service.o" \
         "$gen/bindings-p3/service_component_type.o" \
-        -o "$obj_p3/$g.core.wasm"
-    wasm-tools strip "$obj_p3/$g.core.wasm" -o "$obj_p3/$g.core.stripped.wasm"
-    wasm-tools component new "$obj_p3/$g.core.stripped.wasm" -o "$out/p3-$g.wasm.tmp"
-    wasm-tools validate --features component-model,cm-async "$out/p3-$g.wasm.tmp"
-    mv "$out/p3-$g.wasm.tmp" "$out/p3-$g.wasm"
-done
+        -o "$obj_p3/$name.core.wasm"
+    wasm-tools strip "$obj_p3/$name.core.wasm" -o "$obj_p3/$name.core.stripped.wasm"
+    wasm-tools component new "$obj_p3/$name.core.stripped.wasm" -o "$out/$name.wasm.tmp"
+    wasm-tools validate --features component-model,cm-async "$out/$name.wasm.tmp"
+    mv "$out/$name.wasm.tmp" "$out/$name.wasm"
+}
 
+for g in $P3_GUESTS; do
+    build_p3 "p3-$g" "$here/p3/$g.c"
+done
 # The middleware guests: guests/p3/middleware.c built once per behaviour.
 for m in $P3_MIDDLEWARE; do
-    define="MW_$(printf '%s' "$m" | tr '[:lower:]' '[:upper:]')"
-    $CC "${P3_CFLAGS[@]}" "-D$define" -c "$here/p3/middleware.c" -o "$obj_p3/mw-$m.o"
-    $CC "${LDFLAGS[@]}" \
-        "$obj_p3/mw-$m.o" "$obj_p3/common.o" "$obj_p3/service.o" \
-        "$gen/bindings-p3/service_component_type.o" \
-        -o "$obj_p3/mw-$m.core.wasm"
-    wasm-tools strip "$obj_p3/mw-$m.core.wasm" -o "$obj_p3/mw-$m.core.stripped.wasm"
-    wasm-tools component new "$obj_p3/mw-$m.core.stripped.wasm" -o "$out/p3-mw-$m.wasm.tmp"
-    wasm-tools validate --features component-model,cm-async "$out/p3-mw-$m.wasm.tmp"
-    mv "$out/p3-mw-$m.wasm.tmp" "$out/p3-mw-$m.wasm"
+    build_p3 "p3-mw-$m" "$here/p3/middleware.c" "-DMW_$(printf '%s' "$m" | tr '[:lower:]' '[:upper:]')"
 done
 
 # ---------------------------------------------------------- build commands --

@@ -907,6 +907,7 @@ typedef struct {
     read_op_t rd;
     write_op_t wr;
     bool ended;
+    transform_fn transform;
     trailers_result_t trailers;
     uint8_t buf[CHUNK_SIZE];
 } pipe_t;
@@ -943,13 +944,21 @@ static void pipe_written(task_t *t, void *arg, bool ok) {
 static void pipe_read_done(task_t *t, void *arg, size_t n, bool ended) {
     pipe_t *p = arg;
     p->ended = ended;
+    if (p->transform) {
+        p->transform(p->buf, n);
+    }
     write_all(t, &p->wr, p->out.body, p->buf, n, pipe_written, p);
 }
 
 void pipe_body(task_t *t, body_in_t in, body_out_t out) {
+    pipe_body_with(t, in, out, NULL);
+}
+
+void pipe_body_with(task_t *t, body_in_t in, body_out_t out, transform_fn transform) {
     pipe_t *p = task_alloc(t, sizeof(*p));
     p->in = in;
     p->out = out;
+    p->transform = transform;
     read_some(t, &p->rd, p->in.body, p->buf, sizeof(p->buf), pipe_read_done, p);
 }
 

@@ -269,6 +269,10 @@ void respond_text(task_t *t, uint16_t status, const char *body);
  * the trailers (or their error); a failed write ends `out` with
  * internal-error. Takes both over; runs on its own within the task. */
 void pipe_body(task_t *t, body_in_t in, body_out_t out);
+/* Changes a chunk in place on its way through a pipe. */
+typedef void (*transform_fn)(uint8_t *chunk, size_t len);
+/* pipe_body with each chunk passed through `transform` before it is written. */
+void pipe_body_with(task_t *t, body_in_t in, body_out_t out, transform_fn transform);
 
 /* Writes `text` (copied) to wasi:cli/stdout, then done(ok). */
 void print_stdout(task_t *t, const char *text, done_fn done, void *arg);

@@ -34,14 +34,6 @@ typedef wasi_http_handler_result_own_response_error_code_t handled_t;
 typedef struct {
     own_request_t request;
     handled_t result;
-    /* p3-mw-upper */
-    body_in_t in;
-    body_out_t out;
-    read_op_t rd;
-    write_op_t wr;
-    bool ended;
-    trailers_result_t trailers;
-    uint8_t buf[CHUNK_SIZE];
 } mw_t;
 
 /* The next handler's error-code becomes ours. */
@@ -54,13 +46,20 @@ static bool answered_with_error(task_t *t, mw_t *m) {
     return true;
 }
 
-/* The response's header entries plus `extra` (NULL for none) as a list for
- * respond_stream or fields.from-list. */
-__attribute__((unused)) static bool response_headers(own_response_t resp, const char *extra_name,
-                             const char *extra_value, hdrs_t *h) {
+/* The next handler's response (or, with false, the task answered already:
+ * its error-code, or internal-error), its status, and its header entries plus
+ * `extra` (NULL for none) in `h`. */
+__attribute__((unused)) static bool next_response(task_t *t, mw_t *m, const char *extra_name,
+                                                  const char *extra_value, own_response_t *resp,
+                                                  uint16_t *status, hdrs_t *h) {
+    if (answered_with_error(t, m)) {
+        return false;
+    }
+    *resp = m->result.val.ok;
+    borrow_response_t rb = wasi_http_types_borrow_response(*resp);
+    *status = wasi_http_types_method_response_get_status_code(rb);
     field_list_t entries;
-    own_fields_t f = wasi_http_types_method_response_get_headers(
-        wasi_http_types_borrow_response(resp));
+    own_fields_t f = wasi_http_types_method_response_get_headers(rb);
     fields_entries(wasi_http_types_borrow_fields(f), &entries);
     wasi_http_types_fields_drop_own(f);
     bool ok = true;
@@ -71,6 +70,11 @@ __attribute__((unused)) static bool response_headers(own_response_t resp, const 
     wasi_http_types_list_tuple2_field_name_field_value_free(&entries);
     if (ok && extra_name) {
         ok = hdrs_add_str(h, extra_name, extra_value);
+    }
+    if (!ok) {
+        hdrs_free(h);
+        wasi_http_types_response_drop_own(*resp);
+        task_return_internal(t, "guest: out of memory");
     }
     return ok;
 }
@@ -157,20 +161,12 @@ static const char *rebuild_request(task_t *t, own_request_t incoming, own_reques
 /* The next handler's response, with one more header; its body and trailers
  * passed on. */
 static void handled(task_t *t, void *arg, uint32_t code) {
-    mw_t *m = arg;
-    if (answered_with_error(t, m)) {
-        return;
-    }
-    own_response_t resp = m->result.val.ok;
+    own_response_t resp;
+    uint16_t status;
     hdrs_t h = {0};
-    if (!response_headers(resp, "x-mw-header-seen", "1", &h)) {
-        hdrs_free(&h);
-        wasi_http_types_response_drop_own(resp);
-        task_return_internal(t, "guest: out of memory");
+    if (!next_response(t, arg, "x-mw-header-seen", "1", &resp, &status, &h)) {
         return;
     }
-    uint16_t status =
-        wasi_http_types_method_response_get_status_code(wasi_http_types_borrow_response(resp));
     own_fields_t fields;
     header_error_t herr;
     bool ok = hdrs_to_fields(&h, &fields, &herr);
@@ -233,66 +229,29 @@ void guest_handle(task_t *t, own_request_t request) {
 
 #else /* MW_UPPER */
 
-static void upper_read(task_t *t, void *arg, size_t n, bool ended);
-
-static void upper_trailers(task_t *t, void *arg, bool ok) {
-    mw_t *m = arg;
-    wasi_http_types_stream_u8_drop_writable(m->out.body);
-    if (ok) {
-        write_trailers(t, m->out.trailers, m->trailers);
-    } else {
-        write_trailers_internal_error(t, m->out.trailers);
-    }
-}
-
-static void upper_written(task_t *t, void *arg, bool ok) {
-    mw_t *m = arg;
-    if (!ok) {
-        body_in_drop(&m->in);
-        wasi_http_types_stream_u8_drop_writable(m->out.body);
-        write_trailers_internal_error(t, m->out.trailers);
-        return;
-    }
-    if (m->ended) {
-        wasi_http_types_stream_u8_drop_readable(m->in.body);
-        read_trailers(t, m->in.trailers, &m->trailers, upper_trailers, m);
-        return;
-    }
-    read_some(t, &m->rd, m->in.body, m->buf, sizeof(m->buf), upper_read, m);
-}
-
-static void upper_read(task_t *t, void *arg, size_t n, bool ended) {
-    mw_t *m = arg;
-    m->ended = ended;
-    for (size_t i = 0; i < n; i++) {
-        if (m->buf[i] >= 'a' && m->buf[i] <= 'z') {
-            m->buf[i] = (uint8_t)(m->buf[i] - 'a' + 'A');
+static void upper(uint8_t *chunk, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (chunk[i] >= 'a' && chunk[i] <= 'z') {
+            chunk[i] = (uint8_t)(chunk[i] - 'a' + 'A');
         }
     }
-    write_all(t, &m->wr, m->out.body, m->buf, n, upper_written, m);
 }
 
 static void handled(task_t *t, void *arg, uint32_t code) {
-    mw_t *m = arg;
-    if (answered_with_error(t, m)) {
-        return;
-    }
-    own_response_t resp = m->result.val.ok;
+    own_response_t resp;
+    uint16_t status;
     hdrs_t h = {0};
-    if (!response_headers(resp, NULL, NULL, &h)) {
-        hdrs_free(&h);
-        wasi_http_types_response_drop_own(resp);
-        task_return_internal(t, "guest: out of memory");
+    if (!next_response(t, arg, NULL, NULL, &resp, &status, &h)) {
         return;
     }
-    uint16_t status =
-        wasi_http_types_method_response_get_status_code(wasi_http_types_borrow_response(resp));
-    if (!respond_stream(t, status, &h, 0, &m->out)) {
+    body_out_t out;
+    if (!respond_stream(t, status, &h, 0, &out)) {
         wasi_http_types_response_drop_own(resp);
         return;
     }
-    consume_response(t, resp, &m->in);
-    read_some(t, &m->rd, m->in.body, m->buf, sizeof(m->buf), upper_read, m);
+    body_in_t in;
+    consume_response(t, resp, &in);
+    pipe_body_with(t, in, out, upper);
 }
 
 void guest_handle(task_t *t, own_request_t request) {

@@ -63,9 +63,9 @@ pub(crate) struct Reloader {
 impl Reloader {
     /// Reloads on every SIGHUP (and file change, with `watch`) until the
     /// process ends; triggers that come during a reload make one more after it.
-    pub(crate) async fn run(self, watch: bool, plan: Option<&AppPlan>) {
+    pub(crate) async fn run(self, hangups: Hangups, watch: bool, plan: Option<&AppPlan>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(1);
-        hangups(tx.clone());
+        hangups.forward(tx.clone());
         let mut watcher = None;
         if watch {
             watcher = watch_files(&self.started, plan, tx.clone());
@@ -212,25 +212,45 @@ fn restart_only_changes(old: &ServeArgs, new: &ServeArgs) -> Vec<&'static str> {
     changed
 }
 
-/// Sends a trigger on every SIGHUP.
-fn hangups(tx: tokio::sync::mpsc::Sender<&'static str>) {
+/// SIGHUP, listened for from before the server says it serves: a SIGHUP
+/// that comes early then reloads instead of ending the process (the signal's
+/// default action).
+pub(crate) struct Hangups {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hup) => {
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        // Full: a reload is already due.
-                        let _ = tx.try_send("SIGHUP");
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP: no reload on it"),
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    /// Starts listening (in a runtime).
+    pub(crate) fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .map_err(
+                    |e| tracing::warn!(error = %e, "cannot listen for SIGHUP: no reload on it"),
+                )
+                .ok();
+            Hangups { signal }
         }
+        #[cfg(not(unix))]
+        Hangups {}
     }
-    #[cfg(not(unix))]
-    drop(tx);
+
+    /// Sends a trigger on every SIGHUP.
+    fn forward(self, tx: tokio::sync::mpsc::Sender<&'static str>) {
+        #[cfg(unix)]
+        if let Some(mut hup) = self.signal {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    // Full: a reload is already due.
+                    let _ = tx.try_send("SIGHUP");
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        drop(tx);
+    }
 }
 
 /// Watches the files a reload reads (the settings file, each component, the

@@ -123,6 +123,7 @@ async fn serve_on(
             },
         ));
     }
+    let hangups = crate::reload::Hangups::listen();
     let scheme = if https { "https" } else { "http" };
     say!("Serving HTTP on {scheme}://{}/", server.local_addr());
     // SIGHUP (and, with --watch, changed files) reloads what serves.
@@ -135,7 +136,7 @@ async fn serve_on(
         certificate,
         admission,
     };
-    let reloading = tokio::spawn(async move { reloader.run(watch, app.as_ref()).await });
+    let reloading = tokio::spawn(async move { reloader.run(hangups, watch, app.as_ref()).await });
     server.run(live, shutdown_signal()).await?;
     reloading.abort();
     // The metrics listener answers until the drain is over: /readyz says 503

@@ -122,11 +122,13 @@ async fn internal_call_not_listed_is_denied() {
     )
     .await;
     assert_eq!(r.header("x-error"), "HTTP-request-denied");
-    assert!(
-        server.stderr().contains("internal call denied"),
-        "{}",
-        server.stderr()
+    // Said in the log (which is written in batches: wait for it).
+    let lines = server.wait_for_log_lines_within(
+        "internal call denied",
+        2,
+        std::time::Duration::from_secs(10),
     );
+    assert_eq!(lines.len(), 2, "{}", server.stderr());
     let _ = std::fs::remove_dir_all(dir);
 }
 
