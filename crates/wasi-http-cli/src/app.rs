@@ -344,25 +344,8 @@ async fn check(service: &AnyService, name: &str) -> Result<()> {
     .with_context(|| name.to_owned())
 }
 
-impl Handler for Dispatch {
-    async fn handle<B>(
-        &self,
-        request: http::Request<B>,
-        cx: RequestContext,
-    ) -> http::Response<HostBody>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<ErrorCode>,
-    {
-        match self {
-            Dispatch::One(service) => service.handle(request, cx).await,
-            Dispatch::App(app) => app.handle(request, cx).await,
-        }
-    }
-}
-
 impl App {
-    async fn handle<B>(
+    pub(crate) async fn handle<B>(
         &self,
         mut request: http::Request<B>,
         cx: RequestContext,
