@@ -39,7 +39,7 @@ pub(crate) type AdmissionCell = Arc<OnceLock<wasi_http_server::Admission>>;
 pub(crate) struct Shared {
     components: Arc<OnceLock<Weak<Components>>>,
     admission: AdmissionCell,
-    metrics: Option<wasi_http_server::Metrics>,
+    metrics: wasi_http_server::Metrics,
 }
 
 impl Shared {
@@ -47,7 +47,7 @@ impl Shared {
         Shared {
             components: Arc::default(),
             admission,
-            metrics: Some(metrics),
+            metrics,
         }
     }
 
@@ -209,7 +209,7 @@ fn in_process(
     service: AnyService,
     request: OutgoingRequest,
     mut cx: RequestContext,
-    metrics: Option<wasi_http_server::Metrics>,
+    metrics: wasi_http_server::Metrics,
 ) -> ResponseFuture {
     // The guest's own timeouts, as the network client applies them: the
     // response head within the first-byte timeout, the body's frames apart by
@@ -217,9 +217,7 @@ fn in_process(
     let first_byte = request.options.first_byte_timeout;
     let between_bytes = request.options.between_bytes_timeout;
     let request = request.request;
-    if let Some(metrics) = &metrics {
-        cx.events = Some(metrics.events());
-    }
+    cx.events = Some(metrics.events());
     Box::pin(async move {
         let handled = service.handle(request, cx);
         let response = match first_byte {
@@ -228,9 +226,7 @@ fn in_process(
                 .map_err(|_| ErrorCode::ConnectionReadTimeout)?,
             None => handled.await,
         };
-        if let Some(metrics) = &metrics {
-            metrics.answered_by(&name, response.status());
-        }
+        metrics.answered_by(&name, response.status());
         let mut response = IncomingResponse::new(response);
         response.between_bytes_timeout = between_bytes;
         Ok(response)

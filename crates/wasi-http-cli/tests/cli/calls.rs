@@ -263,3 +263,49 @@ async fn internal_call_keeps_the_guests_first_byte_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The README's app, with test guests for its components: routes, a chain and
+/// an internal call, as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_app_serves_as_documented() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("```toml\n# app.toml")
+        .expect("the README's app example");
+    let block = &readme[start + "```toml\n".len()..];
+    let toml = &block[..block.find("```").expect("the end of the example")];
+    let toml = toml
+        .replace("\"site.wasm\"", "\"hello.wasm\"")
+        .replace("\"api.wasm\"", "\"echo.wasm\"")
+        .replace("\"admin.wasm\"", "\"p3-client.wasm\"")
+        .replace("\"auth.wasm\"", "\"p3-mw-reject.wasm\"");
+    let (dir, file) = app_file(&toml);
+    let server = ServeProcess::spawn(BIN, &["--config", &file]);
+    let r = request(&server, "www.example.com", "/", &[]).await;
+    assert_eq!(r.text(), "Hello, wasi:http!\n");
+    let r = request(&server, "www.example.com", "/api/users", &[]).await;
+    assert_eq!(r.header("x-echo-h-x-wasi-http-route"), "/api/...");
+    // admin.example.com: the auth middleware, then admin, which calls api.
+    let r = request(
+        &server,
+        "admin.example.com",
+        "/",
+        &[("x-url", "http://api.internal/inside")],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        &server,
+        "admin.example.com",
+        "/",
+        &[
+            ("x-url", "http://api.internal/inside"),
+            ("authorization", "Bearer let-me-in"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-resp-x-echo-path"), "/inside");
+    let _ = std::fs::remove_dir_all(dir);
+}

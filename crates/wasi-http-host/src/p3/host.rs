@@ -8,7 +8,7 @@ use super::bindings::http::types::{
     self, ErrorCode as GuestCode, HeaderError, Method, RequestOptionsError, Scheme,
 };
 use super::body::{self as p3body, GuestTrailers, Transmission};
-use super::resources::Body;
+use super::resources::{Body, Destination};
 use super::{HostRequest, HostResponse};
 use crate::{HasHttp, HttpError, WasiHttpCtxView, WasiHttpView};
 
@@ -492,13 +492,6 @@ impl<T: WasiHttpView + Send + 'static> super::bindings::http::handler::HostWithS
     }
 }
 
-/// Where a guest's request goes: out (`client.send`) or on (`handler.handle`).
-#[derive(Clone, Copy)]
-enum Destination {
-    Network,
-    Next,
-}
-
 /// A guest's request handed to the hooks, and their response handed back: the
 /// same for both, so a middleware's next handler streams as the network does.
 async fn call<T: WasiHttpView + Send + 'static>(
@@ -512,7 +505,7 @@ async fn call<T: WasiHttpView + Send + 'static>(
         view.ctx.started += 1;
         let hooks = view.ctx.hooks.clone();
         let limits = view.ctx.limits.clone();
-        let mut outgoing = request.into_outgoing(&*hooks)?;
+        let mut outgoing = request.into_outgoing(&*hooks, to)?;
         outgoing.trace = view.ctx.trace.clone();
         outgoing.call_depth = view.ctx.call_depth;
         Ok::<_, HttpError>((outgoing, hooks, limits))

@@ -54,6 +54,14 @@ pub struct HostResponse {
     pub(crate) body: Option<Body>,
 }
 
+/// Where a guest's request goes: out (`client.send`) or on to the next
+/// handler (a middleware's `handler.handle`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Destination {
+    Network,
+    Next,
+}
+
 impl HostRequest {
     /// A request received by a server, for a guest's `handler.handle`; its headers
     /// checked against the limits.
@@ -83,16 +91,28 @@ impl HostRequest {
     pub(crate) fn into_outgoing(
         self,
         hooks: &dyn wasi_http_core::WasiHttpHooks,
+        to: Destination,
     ) -> Result<OutgoingRequest, ErrorCode> {
         let scheme = self.scheme.unwrap_or(http::uri::Scheme::HTTPS);
         if !hooks.is_supported_scheme(&scheme) {
             return Err(ErrorCode::HttpProtocolError);
         }
-        let uri = wasi_http_core::uri::outgoing_uri(
-            Some(scheme),
-            self.authority.as_deref(),
-            self.path_with_query.as_deref(),
-        )?;
+        let uri = match (to, self.authority.as_deref()) {
+            // A handler takes a request without an authority (it is not
+            // connecting anywhere): the target alone, in origin form.
+            (Destination::Next, None) => self
+                .path_with_query
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("/")
+                .parse::<http::Uri>()
+                .map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
+            (_, authority) => wasi_http_core::uri::outgoing_uri(
+                Some(scheme),
+                authority,
+                self.path_with_query.as_deref(),
+            )?,
+        };
         if wasi_http_core::headers::content_length(self.headers.map()).is_err() {
             return Err(ErrorCode::HttpProtocolError);
         }
