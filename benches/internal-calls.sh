@@ -25,33 +25,23 @@ for v in p2 p3; do
   cp "guests/wasm/${prefix}client.wasm" "$OUT/$v-client.wasm"
   cp "guests/wasm/${prefix}echo.wasm" "$OUT/$v-echo.wasm"
 done
-cat > "$OUT/app.toml" <<TOML
-instance-reuse = 128
-[components.p2-front]
-source = "p2-client.wasm"
-call = ["p2-echo"]
+echo "instance-reuse = 128" > "$OUT/app.toml"
+for v in p2 p3; do
+  cat >> "$OUT/app.toml" <<TOML
+[components.$v-front]
+source = "$v-client.wasm"
+call = ["$v-echo"]
 allow-network = ["127.0.0.1/32"]
-[components.p2-echo]
-source = "p2-echo.wasm"
-[components.p3-front]
-source = "p3-client.wasm"
-call = ["p3-echo"]
-allow-network = ["127.0.0.1/32"]
-[components.p3-echo]
-source = "p3-echo.wasm"
+[components.$v-echo]
+source = "$v-echo.wasm"
 [[routes]]
-path = "/p2/front/..."
-component = "p2-front"
+path = "/$v/front/..."
+component = "$v-front"
 [[routes]]
-path = "/p2/echo/..."
-component = "p2-echo"
-[[routes]]
-path = "/p3/front/..."
-component = "p3-front"
-[[routes]]
-path = "/p3/echo/..."
-component = "p3-echo"
+path = "/$v/echo/..."
+component = "$v-echo"
 TOML
+done
 "$REL/wasi-http" serve --config "$OUT/app.toml" --addr "$ADDR" --cache-dir "$OUT/cache" \
   --no-access-log 2>"$OUT/log" &
 SERVER=$!
