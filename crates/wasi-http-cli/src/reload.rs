@@ -75,13 +75,13 @@ pub(crate) struct Reloader {
 impl Reloader {
     /// Reloads on every SIGHUP (and file change, with `watch`) until the
     /// process ends; triggers that come during a reload make one more after it.
-    pub(crate) async fn run(self, hangups: Hangups, watch: bool, plan: Option<&AppPlan>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(1);
-        hangups.forward(tx.clone());
-        let mut watcher = None;
-        if watch {
-            watcher = watch_files(&self.started, plan, tx.clone());
-        }
+    pub(crate) async fn run(self, triggers: Triggers) {
+        let Triggers {
+            tx,
+            mut rx,
+            watch,
+            mut watcher,
+        } = triggers;
         while let Some(why) = rx.recv().await {
             // Editors write a file in several steps: wait for them to settle.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -224,44 +224,48 @@ fn restart_only_changes(old: &ServeArgs, new: &ServeArgs) -> Vec<&'static str> {
     changed
 }
 
-/// SIGHUP, listened for from before the server says it serves: a SIGHUP
-/// that comes early then reloads instead of ending the process (the signal's
-/// default action).
-pub(crate) struct Hangups {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
+/// What starts a reload: SIGHUP, and with `--watch` a changed file. Both are
+/// set up before the server says it serves, so that a signal or a change that
+/// comes at once is not lost (an early SIGHUP would otherwise end the process:
+/// the signal's default action).
+pub(crate) struct Triggers {
+    tx: tokio::sync::mpsc::Sender<&'static str>,
+    rx: tokio::sync::mpsc::Receiver<&'static str>,
+    watch: bool,
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
-impl Hangups {
+impl Triggers {
     /// Starts listening (in a runtime).
-    pub(crate) fn listen() -> Self {
+    pub(crate) fn listen(watch: bool, args: &ServeArgs, plan: Option<&AppPlan>) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel::<&'static str>(1);
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let signal = signal(SignalKind::hangup())
-                .map_err(
-                    |e| tracing::warn!(error = %e, "cannot listen for SIGHUP: no reload on it"),
-                )
-                .ok();
-            Hangups { signal }
-        }
-        #[cfg(not(unix))]
-        Hangups {}
-    }
-
-    /// Sends a trigger on every SIGHUP.
-    fn forward(self, tx: tokio::sync::mpsc::Sender<&'static str>) {
-        #[cfg(unix)]
-        if let Some(mut hup) = self.signal {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    // Full: a reload is already due.
-                    let _ = tx.try_send("SIGHUP");
+            match signal(SignalKind::hangup()) {
+                Ok(mut hup) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        while hup.recv().await.is_some() {
+                            // Full: a reload is already due.
+                            let _ = tx.try_send("SIGHUP");
+                        }
+                    });
                 }
-            });
+                Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP: no reload on it"),
+            }
         }
-        #[cfg(not(unix))]
-        drop(tx);
+        let watcher = if watch {
+            watch_files(args, plan, tx.clone())
+        } else {
+            None
+        };
+        Triggers {
+            tx,
+            rx,
+            watch,
+            watcher,
+        }
     }
 }
 

@@ -123,11 +123,10 @@ async fn serve_on(
             },
         ));
     }
-    let hangups = crate::reload::Hangups::listen();
+    let triggers = crate::reload::Triggers::listen(args.watch, &args, app.as_ref());
     let scheme = if https { "https" } else { "http" };
     say!("Serving HTTP on {scheme}://{}/", server.local_addr());
     // SIGHUP (and, with --watch, changed files) reloads what serves.
-    let watch = args.watch;
     let reloader = crate::reload::Reloader {
         live: live.clone(),
         argv,
@@ -136,7 +135,7 @@ async fn serve_on(
         certificate,
         admission,
     };
-    let reloading = tokio::spawn(async move { reloader.run(hangups, watch, app.as_ref()).await });
+    let reloading = tokio::spawn(async move { reloader.run(triggers).await });
     server.run(live, shutdown_signal()).await?;
     reloading.abort();
     // The metrics listener answers until the drain is over: /readyz says 503
