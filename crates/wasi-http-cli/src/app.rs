@@ -69,7 +69,8 @@ pub(crate) async fn build_one(args: &ServeArgs) -> Result<Served> {
         &args.cache,
         args.component.is_some(),
     )?;
-    let (service, client) = service(args, &kind, &engine, &component, None)?;
+    let client = client::Client::new(args.outbound.client_config()?);
+    let service = service(args, &kind, &engine, &component, &client, None)?;
     check(&service, &name).await?;
     Ok(Served {
         dispatch: Dispatch::One(service),
@@ -87,7 +88,6 @@ pub(crate) async fn build_app(
     admission: &crate::calls::AdmissionCell,
 ) -> Result<Served> {
     struct Loaded {
-        name: String,
         bytes: Vec<u8>,
         kind: ComponentKind,
     }
@@ -105,11 +105,7 @@ pub(crate) async fn build_app(
             &format!("[components.{}] {}", c.name, path.display()),
             &c.args,
         )?;
-        loaded.push(Loaded {
-            name: c.name.clone(),
-            bytes,
-            kind,
-        });
+        loaded.push(Loaded { bytes, kind });
     }
     // One engine per version: slots and memory shared by the app, sized for its
     // largest component; fuel compiled in if any component is metered.
@@ -136,7 +132,7 @@ pub(crate) async fn build_app(
                 engine
             }
         };
-        let name = format!("[components.{}]", l.name);
+        let name = format!("[components.{}]", plan_c.name);
         let component = crate::component::compile(
             &engine,
             &l.bytes,
@@ -148,15 +144,23 @@ pub(crate) async fn build_app(
             true,
         )?;
         let links = links(plan_c, &shared, None);
-        let (service, client) = service(&plan_c.args, &l.kind, &engine, &component, Some(links))?;
+        let client = client::Client::new(plan_c.args.outbound.client_config()?);
+        let service = service(
+            &plan_c.args,
+            &l.kind,
+            &engine,
+            &component,
+            &client,
+            Some(links),
+        )?;
         check(&service, &name).await?;
-        components.push((Arc::<str>::from(l.name.as_str()), service));
+        components.push((Arc::<str>::from(plan_c.name.as_str()), service));
         clients.push(client);
         compiled.push((engine, component));
     }
     let components = Arc::new(components);
     shared.set_components(&components);
-    let index = |name: &str| loaded.iter().position(|l| l.name == name);
+    let index = |name: &str| plan.components.iter().position(|c| c.name == name);
     let mut routes = Vec::new();
     let mut table = Vec::new();
     for (i, r) in plan.routes.iter().enumerate() {
@@ -177,21 +181,22 @@ pub(crate) async fn build_app(
                 "route {} (`{}`): chain component `{}`",
                 i + 1,
                 r.path.written(),
-                loaded[m].name
+                plan.components[m].name
             );
             let (engine, component) = &compiled[m];
             check_middleware(&loaded[m].kind, engine, component, &what)?;
             let plan_c = &plan.components[m];
             let links = links(plan_c, &shared, Some((name, target)));
-            let (service, client) = service(
+            // The component's own outbound client (and pool), wherever it runs.
+            let service = service(
                 &plan_c.args,
                 &loaded[m].kind,
                 engine,
                 component,
+                &clients[m],
                 Some(links),
             )?;
             check(&service, &what).await?;
-            clients.push(client);
             name = components[m].0.clone();
             target = service;
         }
@@ -279,15 +284,16 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
     engine_config
 }
 
-/// The service of a compiled component, with its own outbound client.
+/// The service of a compiled component, sending through `client` (the
+/// component's own: a chain position reuses its component's).
 fn service(
     args: &ServeArgs,
     kind: &ComponentKind,
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
+    client: &client::Client,
     links: Option<crate::calls::Links>,
-) -> Result<(AnyService, client::Client)> {
-    let client = client::Client::new(args.outbound.client_config()?);
+) -> Result<AnyService> {
     let mut config = ServiceConfig::default();
     config.hooks = match links {
         Some(links) => Arc::new(crate::calls::CallHooks::new(client.clone(), links)),
@@ -325,7 +331,7 @@ fn service(
             engine, component, config,
         )?),
     };
-    Ok((service, client))
+    Ok(service)
 }
 
 /// Ready means instantiable: a start function that traps, or memory past the

@@ -117,17 +117,18 @@ impl Reloader {
             );
         }
         // Everything that can fail, before anything changes.
-        if let Some(certificate) = &self.certificate {
-            certificate
-                .check()
-                .context("--tls-cert/--tls-key: the files do not load")?;
-        }
+        let staged = match &self.certificate {
+            Some(certificate) => Some(
+                certificate
+                    .stage()
+                    .context("--tls-cert/--tls-key: the files do not load")?,
+            ),
+            None => None,
+        };
         let metrics = self.metrics.clone();
         let (plan, served) = build_elsewhere(args, app, metrics, self.admission.clone()).await?;
-        if let Some(certificate) = &self.certificate {
-            certificate
-                .reload()
-                .context("--tls-cert/--tls-key: the files changed during the reload")?;
+        if let Some((certificate, staged)) = self.certificate.as_ref().zip(staged) {
+            certificate.install(staged);
         }
         let summary = describe(&served, plan.as_ref());
         self.metrics.set_clients(served.clients);

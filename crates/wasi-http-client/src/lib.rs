@@ -31,4 +31,7 @@ pub use client::{default_tls_config, Client, ClientConfig};
 pub use dns::Resolver;
 pub use policy::{DestinationRule, OutboundPolicy, RuleError, INTERNAL_NETWORKS};
 pub use stats::ClientStatsSnapshot;
-pub use tls::{server_tls_config, ClientAuth, ServerCertificate, TlsError, TlsOptions, TrustRoots};
+pub use tls::{
+    server_tls_config, ClientAuth, ServerCertificate, StagedCertificate, TlsError, TlsOptions,
+    TrustRoots,
+};

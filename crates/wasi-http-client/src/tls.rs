@@ -161,16 +161,31 @@ impl ServerCertificate {
 
     /// Reads the files again; on an error the certificate in use stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let certified = certified_key(&self.cert, &self.key)?;
-        if let Ok(mut current) = self.current.write() {
-            *current = certified;
-        }
+        let staged = self.stage()?;
+        self.install(staged);
         Ok(())
     }
 
-    /// Checks that the files load, without using them (a reload's dry run).
-    pub fn check(&self) -> Result<(), TlsError> {
-        certified_key(&self.cert, &self.key).map(drop)
+    /// Reads the files again without using them yet: a reload that can still
+    /// fail elsewhere installs them only once all of it has loaded.
+    pub fn stage(&self) -> Result<StagedCertificate, TlsError> {
+        certified_key(&self.cert, &self.key).map(StagedCertificate)
+    }
+
+    /// Serves `staged` to new TLS connections from now on.
+    pub fn install(&self, staged: StagedCertificate) {
+        if let Ok(mut current) = self.current.write() {
+            *current = staged.0;
+        }
+    }
+}
+
+/// A certificate and key read by [`ServerCertificate::stage`], not in use yet.
+pub struct StagedCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl std::fmt::Debug for StagedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedCertificate").finish_non_exhaustive()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::ErrorCode;
 /// IPv4 address or a bracketed IPv6 literal, no user info, and a port of one to
 /// five digits that fits in 16 bits. Stricter than `http`'s parser, which
 /// accepts everything this does (the `uri` fuzz target checks it); checked on
-/// every request, so a byte scan rather than a parse.
+/// every request, so a byte scan rather than a parse (but for an IPv6 literal).
 pub fn valid_authority(authority: &str) -> bool {
     let bytes = authority.as_bytes();
     let (host, port) = if bytes.first() == Some(&b'[') {

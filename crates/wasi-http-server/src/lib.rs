@@ -25,4 +25,4 @@ pub use admission::{Admission, Rejected};
 pub use batched_log::{BatchedLog, BatchedLogWriter};
 pub use metrics::{serve_metrics, ExternalCounter, Metrics, METRICS_MAX_CONNECTIONS};
 pub use server::{Server, ServerConfig, ServerError};
-pub use wasi_http_client::{server_tls_config, ServerCertificate};
+pub use wasi_http_client::{server_tls_config, ServerCertificate, StagedCertificate};
