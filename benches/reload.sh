@@ -40,5 +40,6 @@ done
 status=0
 "$REL/reload-load" "$ADDR" /x/ "$SECONDS_TOTAL" "$CONNS" "$INTERVAL" "$SERVER" "$OUT/app.toml" \
   "$OUT/echo.toml" "$OUT/hello.toml" || status=$?
-echo "server: $(grep -c 'reloaded' "$OUT/log") reloads done, $(grep -c 'reload failed' "$OUT/log") failed"
+rss=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$SERVER/status")
+echo "server: $(grep -c 'reloaded' "$OUT/log") reloads done, $(grep -c 'reload failed' "$OUT/log") failed, peak RSS $rss"
 exit $status
